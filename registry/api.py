@@ -1,0 +1,147 @@
+"""HTTP API of the registry: catalog, issuance, certificates, status, JWKS."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from registry.catalog import describe, list_types
+from registry.errors import FieldError, IdempotencyConflict, InvalidInput
+from registry.identifiers import mask_id_number
+from registry.issuance import find_by_idempotency_key, get_office_certificate, issue_certificate
+from registry.models import Certificate, Region, SigningKey
+from registry.offices import COMPROMISED
+from registry.regions import current_region
+from registry.requests import parse_issuance_request, request_digest
+from registry.status import Status, change_status
+from web.context import calling_office, db, deployment, json_body, now, office_actor
+from web.problems import HttpProblem
+
+blueprint = Blueprint("registry", __name__)
+
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
+
+
+@blueprint.get("/api/v1/catalog")
+def catalog() -> Response:
+    return jsonify({"types": [describe(t) for t in list_types(db())]})
+
+
+@blueprint.post("/api/v1/certificates")
+def issue() -> tuple[Response, int]:
+    office = calling_office()
+    body = json_body()
+    idempotency_key = request.headers.get("Idempotency-Key")
+    if idempotency_key is not None and not (0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY_LENGTH):
+        raise InvalidInput("bad Idempotency-Key", [FieldError("Idempotency-Key", "1 to 255 characters")])
+    parsed = parse_issuance_request(body)
+    digest = request_digest(body)
+    session = db()
+    try:
+        issued = issue_certificate(
+            session, deployment().keyring, office, parsed, now=now(), actor=office_actor(office),
+            idempotency_key=idempotency_key, digest=digest,
+        )
+        session.commit()
+    except IntegrityError:
+        # A concurrent request with the same Idempotency-Key won the race.
+        session.rollback()
+        if idempotency_key is None:
+            raise
+        existing = find_by_idempotency_key(session, office, idempotency_key, digest)
+        if existing is None:
+            raise
+        return _certificate_response(existing, current_region(session), replayed=True), 201
+    return _certificate_response(issued.certificate, current_region(session), replayed=issued.replayed), 201
+
+
+@blueprint.get("/api/v1/certificates/<path:certificate_id>/pdf")
+def certificate_pdf(certificate_id: str) -> Response:
+    office = calling_office()
+    get_office_certificate(db(), office, certificate_id)
+    raise HttpProblem("NOT_IMPLEMENTED", "certificate PDFs are not available yet")
+
+
+@blueprint.get("/api/v1/certificates/<path:certificate_id>")
+def certificate(certificate_id: str) -> Response:
+    office = calling_office()
+    session = db()
+    found = get_office_certificate(session, office, certificate_id)
+    return _certificate_response(found, current_region(session))
+
+
+@blueprint.post("/api/v1/certificates/<path:certificate_id>/status")
+def status(certificate_id: str) -> Response:
+    office = calling_office()
+    body = json_body()
+    if not isinstance(body, dict):
+        raise InvalidInput("the request body must be a JSON object")
+    session = db()
+    found = get_office_certificate(session, office, certificate_id)
+    errors = []
+    new_status = None
+    try:
+        new_status = Status.parse(body.get("status") if isinstance(body.get("status"), str) else "")
+    except ValueError as error:
+        errors.append(FieldError("status", str(error)))
+    reason = body.get("reason")
+    if not isinstance(reason, str):
+        errors.append(FieldError("reason", "a string is required"))
+    if errors or new_status is None or not isinstance(reason, str):
+        raise InvalidInput("the status change is not valid", errors)
+    change_status(session, found, new_status, reason, now=now(), actor=office_actor(office))
+    session.commit()
+    return _certificate_response(found, current_region(session))
+
+
+@blueprint.get("/.well-known/jwks.json")
+def jwks() -> Response:
+    keys = db().scalars(select(SigningKey).where(SigningKey.state != COMPROMISED).order_by(SigningKey.created_at))
+    response = jsonify({"keys": [{**k.public_jwk, "kid": k.kid, "alg": k.algorithm, "use": "sig"} for k in keys]})
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+def _certificate_response(found: Certificate, region: Region, *, replayed: bool = False) -> Response:
+    response = jsonify(certificate_resource(found, region))
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Location"] = f"/api/v1/certificates/{found.id}"
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+def certificate_resource(found: Certificate, region: Region) -> dict[str, Any]:
+    """A certificate as its office sees it through the API (ID number masked)."""
+    status = Status(found.status)
+    return {
+        "id": found.id,
+        "type": found.type_code,
+        "status": status.name,
+        "status_code": status.value,
+        "holder": {
+            "name": found.holder_name,
+            "id_type": found.holder_id_type,
+            "id_number": mask_id_number(found.holder_id_type, found.holder_id_number),
+        },
+        "fields": found.fields,
+        "valid_from": found.valid_from.isoformat(),
+        "valid_until": None if found.valid_until is None else found.valid_until.isoformat(),
+        "issued_at": found.issued_at.isoformat(),
+        "kid": found.kid,
+        "token": found.token,
+        "qr_text": f"{region.public_url}/v#{found.token}",
+        "history": [
+            {
+                "from": Status(c.from_status).name,
+                "to": Status(c.to_status).name,
+                "reason": c.reason,
+                "at": c.changed_at.isoformat(),
+            }
+            for c in found.history
+        ],
+        "links": {"self": f"/api/v1/certificates/{found.id}", "pdf": f"/api/v1/certificates/{found.id}/pdf"},
+    }

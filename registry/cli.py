@@ -1,0 +1,151 @@
+"""Region administrators' commands: ``region``, ``office`` and ``demo``."""
+
+from __future__ import annotations
+
+import click
+from flask import current_app
+
+from console import Outcome, cli_actor, reporting
+from deployment import Deployment
+from registry.offices import get_office, issue_api_token, revoke_api_tokens, rotate_key
+from registry.offices import add_office as add_office_record
+from registry.regions import current_region, init_region, root_fingerprint
+from signing.algorithms import ALGORITHMS, require_algorithm
+
+
+def _deployment() -> Deployment:
+    return current_app.extensions["ecert"]  # type: ignore[no-any-return]
+
+
+@click.group("region")
+def region_group() -> None:
+    """This deployment's region."""
+
+
+@region_group.command("init")
+@click.option("--code", required=True, help="GB/T 2260 code, e.g. 310000.")
+@click.option("--name", required=True, help="Region name, e.g. 上海市.")
+@click.option("--public-url", default=None, help="Public base URL (default: ECERT_PUBLIC_URL).")
+@reporting
+def init_command(code: str, name: str, public_url: str | None) -> Outcome:
+    """Create the region, its root key and the reference catalog."""
+    deployment = _deployment()
+    with deployment.session() as session:
+        region = init_region(
+            session, deployment.keyring, code=code, name=name,
+            public_url=public_url or deployment.settings.public_url, now=deployment.now(), actor=cli_actor(),
+        )
+        session.commit()
+        return _region_outcome(region.code, region.name, region.public_url, root_fingerprint(region), "created")
+
+
+@region_group.command("show")
+@reporting
+def show_command() -> Outcome:
+    """Print code, name, public URL and root fingerprint (RFC 7638)."""
+    deployment = _deployment()
+    with deployment.session() as session:
+        region = current_region(session)
+        return _region_outcome(region.code, region.name, region.public_url, root_fingerprint(region), None)
+
+
+def _region_outcome(code: str, name: str, url: str, fingerprint: str, verb: str | None) -> Outcome:
+    lines = [f"region {code} {name}" + (f" {verb}" if verb else ""), f"public URL: {url}", f"root fingerprint: {fingerprint}"]
+    return Outcome({"code": code, "name": name, "public_url": url, "root_fingerprint": fingerprint}, lines)
+
+
+@click.group("office")
+def office_group() -> None:
+    """Issuing offices, their keys and API tokens."""
+
+
+@office_group.command("add")
+@click.option("--code", required=True, help="Unified social credit code (18 characters).")
+@click.option("--name", required=True)
+@click.option("--types", required=True, help="Certificate types it may issue, e.g. BL,DL.")
+@click.option("--alg", "algorithm", type=click.Choice(ALGORITHMS), default="EdDSA", show_default=True)
+@reporting
+def add_command(code: str, name: str, types: str, algorithm: str) -> Outcome:
+    """Create an office, its first signing key, and an API token (shown once)."""
+    deployment = _deployment()
+    with deployment.session() as session:
+        office, key, token = add_office_record(
+            session, deployment.keyring, credit_code=code, name=name, types=types.split(","),
+            algorithm=require_algorithm(algorithm), now=deployment.now(), actor=cli_actor(),
+        )
+        session.commit()
+        result = {"code": office.credit_code, "name": office.name, "types": office.types,
+                  "kid": key.kid, "alg": key.algorithm, "api_token": token}
+        lines = [
+            f"office {office.credit_code} {office.name} created for {','.join(office.types)}",
+            f"signing key {key.kid} ({key.algorithm})",
+            f"API token (shown once, keep it secret): {token}",
+        ]
+        return Outcome(result, lines)
+
+
+@office_group.command("rotate-key")
+@click.option("--code", required=True, help="The office's credit code.")
+@click.option("--alg", "algorithm", type=click.Choice(ALGORITHMS), default=None, help="Default: the old key's.")
+@reporting
+def rotate_key_command(code: str, algorithm: str | None) -> Outcome:
+    """Retire the active key (it keeps verifying what it signed) and make a new one."""
+    deployment = _deployment()
+    with deployment.session() as session:
+        office = get_office(session, code)
+        old, new = rotate_key(
+            session, deployment.keyring, office, algorithm=require_algorithm(algorithm) if algorithm else None,
+            now=deployment.now(), actor=cli_actor(),
+        )
+        session.commit()
+        result = {"code": office.credit_code, "retired_kid": old.kid if old else None, "kid": new.kid, "alg": new.algorithm}
+        return Outcome(result, [f"retired {old.kid if old else '(none)'}; new key {new.kid} ({new.algorithm})"])
+
+
+@office_group.command("new-token")
+@click.option("--code", required=True, help="The office's credit code.")
+@reporting
+def new_token_command(code: str) -> Outcome:
+    """Issue another API token for the office (shown once)."""
+    deployment = _deployment()
+    with deployment.session() as session:
+        office = get_office(session, code)
+        token = issue_api_token(session, office, now=deployment.now(), actor=cli_actor())
+        session.commit()
+        return Outcome({"code": office.credit_code, "api_token": token}, [f"API token (shown once): {token}"])
+
+
+@office_group.command("revoke-tokens")
+@click.option("--code", required=True, help="The office's credit code.")
+@reporting
+def revoke_tokens_command(code: str) -> Outcome:
+    """Revoke every API token of the office."""
+    deployment = _deployment()
+    with deployment.session() as session:
+        office = get_office(session, code)
+        count = revoke_api_tokens(session, office, now=deployment.now(), actor=cli_actor())
+        session.commit()
+        return Outcome({"code": office.credit_code, "revoked": count}, [f"revoked {count} API token(s)"])
+
+
+@click.command("demo")
+@reporting
+def demo_command() -> Outcome:
+    """Load a demo region, office and sample certificates when the database is empty."""
+    from registry.demo import load_demo
+
+    deployment = _deployment()
+    with deployment.session() as session:
+        demo = load_demo(session, deployment.keyring, public_url=deployment.settings.public_url,
+                         now=deployment.now(), actor=cli_actor())
+        session.commit()
+        lines = [
+            "demo region 310000 上海市 " + ("created" if demo.created else "already present"),
+            f"demo office {demo.office_code}; API token (shown once): {demo.api_token}",
+            *(f"sample {c['type']} certificate {c['id']}: {c['qr_text']}" for c in demo.certificates),
+        ]
+        return Outcome(
+            {"created": demo.created, "office": demo.office_code, "api_token": demo.api_token,
+             "certificates": demo.certificates},
+            lines,
+        )

@@ -1,0 +1,163 @@
+"""Issuing certificates: validate, sign, record, audit, all in the caller's transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from registry import audit
+from registry.catalog import field_errors, get_type
+from registry.claims import CertificateClaims, HolderClaims
+from registry.errors import FieldError, IdempotencyConflict, InvalidInput, NotAllowed, NotFound
+from registry.identifiers import CertificateId, IdentifierError, mask_id_number, normalise_id_number
+from registry.models import Certificate, CertificateType, Office, SigningKey
+from registry.offices import signing_key_for
+from registry.regions import current_region
+from registry.requests import IssuanceRequest
+from registry.status import Status
+from signing.keystore import KeyRing
+from signing.tokens import encode_token
+
+
+@dataclass(frozen=True)
+class Issued:
+    certificate: Certificate
+    replayed: bool
+
+
+def find_by_idempotency_key(session: Session, office: Office, key: str, digest: str) -> Certificate | None:
+    """The certificate an earlier request with this Idempotency-Key created, if any.
+
+    Raises:
+        IdempotencyConflict: the key was used before with a different body.
+    """
+    existing = session.scalars(
+        select(Certificate).where(Certificate.office_id == office.id, Certificate.idempotency_key == key)
+    ).first()
+    if existing is not None and existing.request_digest != digest:
+        raise IdempotencyConflict("this Idempotency-Key was already used with a different request body")
+    return existing
+
+
+def issue_certificate(
+    session: Session,
+    keyring: KeyRing,
+    office: Office,
+    request: IssuanceRequest,
+    *,
+    now: datetime,
+    actor: str,
+    idempotency_key: str | None = None,
+    digest: str | None = None,
+) -> Issued:
+    """Validate ``request``, sign its token and add the certificate to the session.
+
+    The caller commits; a token is only handed out after that commit succeeds, so no
+    client holds a token the registry lacks.
+
+    Raises:
+        InvalidInput: every bad field, listed.
+        NotAllowed: the office may not issue this type.
+        IdempotencyConflict: ``idempotency_key`` was used with another body.
+        KeyUnavailable: the office has no active key for the type.
+        KeyStorageError: the key cannot be decrypted.
+    """
+    if idempotency_key is not None:
+        existing = find_by_idempotency_key(session, office, idempotency_key, digest or "")
+        if existing is not None:
+            return Issued(existing, replayed=True)
+    try:
+        certificate_type = get_type(session, request.type_code)
+    except NotFound as error:
+        raise InvalidInput("unknown certificate type", [FieldError("type", error.detail)]) from error
+    if certificate_type.code not in office.types:
+        raise NotAllowed(f"office {office.credit_code} may not issue {certificate_type.code} certificates")
+    id_number, valid_from, valid_until = _validate(certificate_type, request, now)
+    key = signing_key_for(session, office, certificate_type.code)
+    region = current_region(session)
+    certificate_id = str(CertificateId.new(certificate_type.code, office.credit_code))
+    issued_at = now.replace(microsecond=0)
+    claims = CertificateClaims(
+        region=region.code,
+        certificate_id=certificate_id,
+        issued_at=int(issued_at.timestamp()),
+        not_before=int(valid_from.timestamp()),
+        expires=None if valid_until is None else int(valid_until.timestamp()),
+        holder=HolderClaims(
+            name=request.holder.name,
+            id_type=request.holder.id_type,
+            id_number=mask_id_number(request.holder.id_type, id_number),
+        ),
+        fields={name: request.fields[name] for name in certificate_type.qr_fields if name in request.fields},
+    )
+    token = _sign(keyring, key, claims)
+    certificate = Certificate(
+        id=certificate_id,
+        type_code=certificate_type.code,
+        office_id=office.id,
+        kid=key.kid,
+        holder_name=request.holder.name,
+        holder_id_type=request.holder.id_type,
+        holder_id_number=id_number,
+        fields=request.fields,
+        valid_from=valid_from.replace(microsecond=0),
+        valid_until=None if valid_until is None else valid_until.replace(microsecond=0),
+        issued_at=issued_at,
+        status=Status.VALID.value,
+        token=token,
+        idempotency_key=idempotency_key,
+        request_digest=digest if idempotency_key is not None else None,
+    )
+    session.add(certificate)
+    audit.record(
+        session, now=now, actor=actor, action="certificate.issue", subject_type="certificate",
+        subject_id=certificate_id, details={"type": certificate_type.code, "kid": key.kid},
+    )
+    session.flush()
+    return Issued(certificate, replayed=False)
+
+
+def _validate(
+    certificate_type: CertificateType, request: IssuanceRequest, now: datetime
+) -> tuple[str, datetime, datetime | None]:
+    errors: list[FieldError] = []
+    id_number = request.holder.id_number
+    if request.holder.id_type != certificate_type.holder_id_type:
+        errors.append(FieldError(
+            "holder/id_type", f"{certificate_type.code} holders are identified by {certificate_type.holder_id_type}"
+        ))
+    else:
+        try:
+            id_number = normalise_id_number(request.holder.id_type, request.holder.id_number)
+        except IdentifierError as error:
+            errors.append(FieldError("holder/id_number", str(error)))
+    errors.extend(field_errors(certificate_type, request.fields))
+    valid_from = request.valid_from or now
+    valid_until = request.valid_until
+    if valid_until is None and certificate_type.default_validity_days is not None:
+        valid_until = valid_from + timedelta(days=certificate_type.default_validity_days)
+    if valid_until is not None and valid_until <= valid_from:
+        errors.append(FieldError("valid_until", "must be later than valid_from"))
+    if errors:
+        raise InvalidInput("the certificate cannot be issued", errors)
+    return id_number, valid_from, valid_until
+
+
+def _sign(keyring: KeyRing, key: SigningKey, claims: CertificateClaims) -> str:
+    private_key = keyring.private_key(key.kid, lambda: key.private_key)
+    return encode_token(claims.to_payload(), private_key, key.kid)
+
+
+def get_office_certificate(session: Session, office: Office, certificate_id: str) -> Certificate:
+    """A certificate of ``office``; another office's certificate is reported as not found.
+
+    Raises:
+        NotFound: no such certificate for this office (whether or not it exists elsewhere).
+    """
+    certificate = session.get(Certificate, certificate_id)
+    if certificate is None or certificate.office_id != office.id:
+        raise NotFound("no such certificate")
+    return certificate

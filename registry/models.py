@@ -1,0 +1,164 @@
+"""The registry's tables (SQLAlchemy 2.0 typed declarative style).
+
+A naming convention on the metadata keeps constraint names stable, so Alembic
+revisions compare cleanly on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, MetaData, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from registry.columns import UTCDateTime
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[str]: JSON()}
+
+
+class Region(Base):
+    """This deployment's region (one row): its code, name, public URL and root key."""
+
+    __tablename__ = "region"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(6), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    public_url: Mapped[str] = mapped_column(String(500))
+    root_kid: Mapped[str] = mapped_column(String(64))
+    root_public_jwk: Mapped[dict[str, Any]]
+    root_private_key: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime]
+
+
+class CertificateType(Base):
+    """A catalog entry (证照类型): what a certificate of this type holds and how it is shown."""
+
+    __tablename__ = "certificate_type"
+
+    code: Mapped[str] = mapped_column(String(8), primary_key=True)
+    name_zh: Mapped[str] = mapped_column(String(100))
+    name_en: Mapped[str] = mapped_column(String(200))
+    holder_kind: Mapped[str] = mapped_column(String(16))
+    holder_id_type: Mapped[str] = mapped_column(String(16))
+    fields_schema: Mapped[dict[str, Any]]
+    qr_fields: Mapped[list[str]]
+    default_validity_days: Mapped[int | None]
+    version: Mapped[int]
+
+
+class Office(Base):
+    """An issuing office (发证机构), identified by its unified social credit code."""
+
+    __tablename__ = "office"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    credit_code: Mapped[str] = mapped_column(String(18), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    types: Mapped[list[str]]
+    created_at: Mapped[datetime]
+
+    keys: Mapped[list[SigningKey]] = relationship(back_populates="office", order_by="SigningKey.not_before")
+
+
+class SigningKey(Base):
+    """An office's signing key: validity window, allowed types, state; private part encrypted."""
+
+    __tablename__ = "signing_key"
+
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    office_id: Mapped[int] = mapped_column(ForeignKey("office.id"), index=True)
+    algorithm: Mapped[str] = mapped_column(String(8))
+    public_jwk: Mapped[dict[str, Any]]
+    private_key: Mapped[bytes] = mapped_column(LargeBinary)
+    types: Mapped[list[str]]
+    state: Mapped[str] = mapped_column(String(16))
+    not_before: Mapped[datetime]
+    not_after: Mapped[datetime | None]
+    compromised_since: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+    office: Mapped[Office] = relationship(back_populates="keys")
+
+
+class ApiToken(Base):
+    """An office's API bearer token, stored only as its SHA-256 digest."""
+
+    __tablename__ = "api_token"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    office_id: Mapped[int] = mapped_column(ForeignKey("office.id"), index=True)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+    office: Mapped[Office] = relationship()
+
+
+class Certificate(Base):
+    """One issued certificate (电子证照) and the token that was signed for it."""
+
+    __tablename__ = "certificate"
+    __table_args__ = (UniqueConstraint("office_id", "idempotency_key"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    type_code: Mapped[str] = mapped_column(ForeignKey("certificate_type.code"))
+    office_id: Mapped[int] = mapped_column(ForeignKey("office.id"), index=True)
+    kid: Mapped[str] = mapped_column(ForeignKey("signing_key.kid"))
+    holder_name: Mapped[str] = mapped_column(String(200))
+    holder_id_type: Mapped[str] = mapped_column(String(16))
+    holder_id_number: Mapped[str] = mapped_column(String(64))
+    fields: Mapped[dict[str, Any]]
+    valid_from: Mapped[datetime]
+    valid_until: Mapped[datetime | None]
+    issued_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(2))
+    token: Mapped[str] = mapped_column(Text)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    request_digest: Mapped[str | None] = mapped_column(String(64))
+
+    office: Mapped[Office] = relationship()
+    certificate_type: Mapped[CertificateType] = relationship()
+    history: Mapped[list[StatusChange]] = relationship(order_by="StatusChange.id")
+
+
+class StatusChange(Base):
+    """One change of a certificate's status, kept for ever."""
+
+    __tablename__ = "status_change"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    certificate_id: Mapped[str] = mapped_column(ForeignKey("certificate.id"), index=True)
+    from_status: Mapped[str] = mapped_column(String(2))
+    to_status: Mapped[str] = mapped_column(String(2))
+    reason: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(100))
+    changed_at: Mapped[datetime]
+
+
+class AuditRecord(Base):
+    """Who changed what, when. Written by every state change; never updated or deleted."""
+
+    __tablename__ = "audit_record"
+    __table_args__ = (Index("ix_audit_record_subject", "subject_type", "subject_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recorded_at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(64))
+    subject_type: Mapped[str] = mapped_column(String(32))
+    subject_id: Mapped[str] = mapped_column(String(100))
+    details: Mapped[dict[str, Any]]

@@ -1,0 +1,211 @@
+"""Issuing offices (发证机构), their signing keys and their API tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from registry import audit
+from registry.catalog import get_type
+from registry.errors import AlreadyExists, FieldError, InvalidInput, KeyUnavailable, NotAuthenticated, NotFound
+from registry.identifiers import IdentifierError, normalise_credit_code
+from registry.models import ApiToken, Office, SigningKey
+from registry.regions import current_region
+from registry.text import clean_text
+from signing.algorithms import Algorithm, generate_private_key
+from signing.jwk import key_id, public_jwk
+from signing.keystore import KeyRing
+
+ACTIVE = "active"
+RETIRED = "retired"
+COMPROMISED = "compromised"
+
+API_TOKEN_PREFIX = "ecert_"
+API_TOKEN_BYTES = 32  # 256 bits from the CSPRNG
+
+
+def get_office(session: Session, credit_code: str) -> Office:
+    """The office with this credit code.
+
+    Raises:
+        NotFound: no such office.
+    """
+    office = session.scalars(select(Office).where(Office.credit_code == credit_code.strip().upper())).first()
+    if office is None:
+        raise NotFound(f"no office with credit code {credit_code!r}")
+    return office
+
+
+def add_office(
+    session: Session,
+    keyring: KeyRing,
+    *,
+    credit_code: str,
+    name: str,
+    types: list[str],
+    algorithm: Algorithm,
+    now: datetime,
+    actor: str,
+) -> tuple[Office, SigningKey, str]:
+    """Create an office, its first signing key and an API token (returned in clear, once).
+
+    Raises:
+        RegionNotInitialised: no region yet.
+        InvalidInput: bad credit code (GB 32100 check character), name or types.
+        AlreadyExists: an office with this credit code exists.
+    """
+    current_region(session)
+    errors = []
+    try:
+        credit_code = normalise_credit_code(credit_code)
+    except IdentifierError as error:
+        errors.append(FieldError("code", str(error)))
+    try:
+        name = clean_text(name)
+    except ValueError as error:
+        errors.append(FieldError("name", str(error)))
+    if not name:
+        errors.append(FieldError("name", "the office needs a name"))
+    types = sorted({t.strip().upper() for t in types if t.strip()})
+    if not types:
+        errors.append(FieldError("types", "an office issues at least one certificate type"))
+    for code in types:
+        try:
+            get_type(session, code)
+        except NotFound as error:
+            errors.append(FieldError("types", error.detail))
+    if errors:
+        raise InvalidInput("the office cannot be created", errors)
+    if session.scalars(select(Office).where(Office.credit_code == credit_code)).first() is not None:
+        raise AlreadyExists(f"an office with credit code {credit_code} already exists")
+    office = Office(credit_code=credit_code, name=name, types=types, created_at=now)
+    session.add(office)
+    session.flush()
+    audit.record(
+        session, now=now, actor=actor, action="office.add", subject_type="office",
+        subject_id=credit_code, details={"name": name, "types": types},
+    )
+    key = _new_signing_key(session, keyring, office, algorithm, now=now, actor=actor)
+    token = issue_api_token(session, office, now=now, actor=actor)
+    return office, key, token
+
+
+def _new_signing_key(
+    session: Session, keyring: KeyRing, office: Office, algorithm: Algorithm, *, now: datetime, actor: str
+) -> SigningKey:
+    private = generate_private_key(algorithm)
+    kid = key_id(private.public_key())
+    key = SigningKey(
+        kid=kid,
+        office_id=office.id,
+        algorithm=algorithm,
+        public_jwk=public_jwk(private.public_key()),
+        private_key=keyring.encrypt(private, kid),
+        types=list(office.types),
+        state=ACTIVE,
+        # Whole seconds: tokens carry iat in whole seconds, and a token signed in the
+        # key's first second must fall inside its window.
+        not_before=now.replace(microsecond=0),
+        not_after=None,
+        compromised_since=None,
+        created_at=now,
+    )
+    session.add(key)
+    session.flush()
+    audit.record(
+        session, now=now, actor=actor, action="key.create", subject_type="key", subject_id=kid,
+        details={"office": office.credit_code, "algorithm": algorithm, "types": key.types},
+    )
+    return key
+
+
+def active_key(session: Session, office: Office) -> SigningKey | None:
+    return session.scalars(
+        select(SigningKey).where(SigningKey.office_id == office.id, SigningKey.state == ACTIVE)
+    ).first()
+
+
+def signing_key_for(session: Session, office: Office, type_code: str) -> SigningKey:
+    """The office's active key, if it may sign ``type_code``.
+
+    Raises:
+        KeyUnavailable: no active key, or it may not sign this type.
+    """
+    key = active_key(session, office)
+    if key is None or type_code not in key.types:
+        raise KeyUnavailable(f"office {office.credit_code} has no active key for type {type_code}")
+    return key
+
+
+def rotate_key(
+    session: Session, keyring: KeyRing, office: Office, *, algorithm: Algorithm | None, now: datetime, actor: str
+) -> tuple[SigningKey | None, SigningKey]:
+    """Retire the active key (it keeps verifying what it signed) and make a new one.
+
+    The new key uses ``algorithm``, or the retired key's algorithm when None.
+    """
+    old = active_key(session, office)
+    if old is not None:
+        old.state = RETIRED
+        old.not_after = now
+        audit.record(
+            session, now=now, actor=actor, action="key.retire", subject_type="key", subject_id=old.kid,
+            details={"office": office.credit_code},
+        )
+    chosen: Algorithm = algorithm or (old.algorithm if old is not None else "EdDSA")  # type: ignore[assignment]
+    new = _new_signing_key(session, keyring, office, chosen, now=now, actor=actor)
+    return old, new
+
+
+def issue_api_token(session: Session, office: Office, *, now: datetime, actor: str) -> str:
+    """A new API token for ``office``; only its SHA-256 digest is stored. Shown once."""
+    token = API_TOKEN_PREFIX + secrets.token_urlsafe(API_TOKEN_BYTES)
+    record = ApiToken(
+        office_id=office.id, digest=_digest(token), prefix=token[: len(API_TOKEN_PREFIX) + 6],
+        created_at=now, revoked_at=None,
+    )
+    session.add(record)
+    session.flush()
+    audit.record(
+        session, now=now, actor=actor, action="token.issue", subject_type="office",
+        subject_id=office.credit_code, details={"token_id": record.id, "prefix": record.prefix},
+    )
+    return token
+
+
+def revoke_api_tokens(session: Session, office: Office, *, now: datetime, actor: str) -> int:
+    """Revoke every live API token of ``office``; return how many."""
+    tokens = session.scalars(
+        select(ApiToken).where(ApiToken.office_id == office.id, ApiToken.revoked_at.is_(None))
+    ).all()
+    for token in tokens:
+        token.revoked_at = now
+        audit.record(
+            session, now=now, actor=actor, action="token.revoke", subject_type="office",
+            subject_id=office.credit_code, details={"token_id": token.id, "prefix": token.prefix},
+        )
+    session.flush()
+    return len(tokens)
+
+
+def authenticate(session: Session, bearer: str) -> Office:
+    """The office holding this live API token.
+
+    Raises:
+        NotAuthenticated: unknown, malformed or revoked token.
+    """
+    if not bearer.startswith(API_TOKEN_PREFIX) or len(bearer) > 128:
+        raise NotAuthenticated("invalid API token")
+    record = session.scalars(select(ApiToken).where(ApiToken.digest == _digest(bearer))).first()
+    if record is None or record.revoked_at is not None:
+        raise NotAuthenticated("invalid API token")
+    return record.office
+
+
+def _digest(token: str) -> str:
+    # The token has 256 bits of entropy, so a fast unsalted hash is safe here.
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()

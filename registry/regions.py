@@ -1,0 +1,93 @@
+"""This deployment's region and its root key."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from registry import audit
+from registry.catalog import install_reference_catalog
+from registry.errors import AlreadyExists, FieldError, InvalidInput, RegionNotInitialised
+from registry.models import Region
+from registry.text import clean_text
+from signing.algorithms import generate_private_key
+from signing.jwk import load_public_jwk, public_jwk, thumbprint
+from signing.keystore import KeyRing
+
+_REGION_CODE = re.compile(r"[1-9][0-9]{5}")
+
+
+def current_region(session: Session) -> Region:
+    """The region this deployment serves.
+
+    Raises:
+        RegionNotInitialised: ``region init`` has not run.
+    """
+    region = session.scalars(select(Region)).first()
+    if region is None:
+        raise RegionNotInitialised("the region is not initialised; run `flask --app app region init`")
+    return region
+
+
+def find_region(session: Session) -> Region | None:
+    return session.scalars(select(Region)).first()
+
+
+def init_region(
+    session: Session, keyring: KeyRing, *, code: str, name: str, public_url: str, now: datetime, actor: str
+) -> Region:
+    """Create the region, its Ed25519 root key and the reference catalog.
+
+    Raises:
+        AlreadyExists: the region was initialised before.
+        InvalidInput: bad code (GB/T 2260: six digits), name or URL.
+    """
+    if find_region(session) is not None:
+        raise AlreadyExists("the region is already initialised")
+    errors = []
+    if not _REGION_CODE.fullmatch(code):
+        errors.append(FieldError("code", "a GB/T 2260 region code is six digits, e.g. 310000"))
+    try:
+        name = clean_text(name)
+    except ValueError as error:
+        errors.append(FieldError("name", str(error)))
+    if not name:
+        errors.append(FieldError("name", "the region needs a name"))
+    url = urlsplit(public_url)
+    if url.scheme not in ("http", "https") or not url.netloc or url.query or url.fragment:
+        errors.append(FieldError("public_url", "an http(s) URL without query or fragment is required"))
+    if errors:
+        raise InvalidInput("the region cannot be created", errors)
+    root = generate_private_key("EdDSA")
+    fingerprint = thumbprint(root.public_key())
+    region = Region(
+        code=code,
+        name=name,
+        public_url=public_url.rstrip("/"),
+        root_kid=fingerprint,
+        root_public_jwk=public_jwk(root.public_key()),
+        root_private_key=keyring.encrypt(root, fingerprint),
+        created_at=now,
+    )
+    session.add(region)
+    added = install_reference_catalog(session)
+    audit.record(
+        session,
+        now=now,
+        actor=actor,
+        action="region.init",
+        subject_type="region",
+        subject_id=code,
+        details={"name": name, "public_url": region.public_url, "root_fingerprint": fingerprint, "catalog": added},
+    )
+    session.flush()
+    return region
+
+
+def root_fingerprint(region: Region) -> str:
+    """The RFC 7638 thumbprint of the region's root public key, as peers pin it."""
+    return thumbprint(load_public_jwk(region.root_public_jwk))
