@@ -1,0 +1,114 @@
+"""Verification reports, and the answer a verifier shows (an explicit allowlist of fields)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from registry.claims import CertificateClaims
+from registry.identifiers import CertificateId, mask_id_number
+from registry.status import Status
+from verify.codes import REASONS, Verdict
+from verify.trust import TrustedKey, TrustedRegion
+
+
+@dataclass(frozen=True)
+class TypeInfo:
+    code: str
+    name_zh: str
+    name_en: str
+    labels: dict[str, tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class VerificationReport:
+    """The outcome of one verification. Never raised; see ``verify.verifier.require_valid``.
+
+    ``claims`` is set only once the signature has verified, so nothing unsigned is ever
+    shown as certificate data.
+    """
+
+    verdict: Verdict
+    code: str
+    detail: str
+    checked_at: datetime
+    claims: CertificateClaims | None = None
+    certificate_type: TypeInfo | None = None
+    region: TrustedRegion | None = None
+    key: TrustedKey | None = None
+    status: Status | None = None
+
+    @property
+    def valid(self) -> bool:
+        return self.verdict is Verdict.VALID
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _from_epoch(seconds: int | None) -> str | None:
+    return None if seconds is None else iso(datetime.fromtimestamp(seconds, UTC))
+
+
+def answer(report: VerificationReport) -> dict[str, Any]:
+    """The JSON answer for API, CLI and page: only what a verifier needs, IDs masked."""
+    english, chinese = REASONS.get(report.code, (report.detail, report.detail))
+    return {
+        "verdict": report.verdict.value,
+        "code": report.code,
+        "message": {"en": english, "zh": chinese},
+        "detail": report.detail,
+        "certificate": _certificate(report),
+        "issuer": _issuer(report),
+        "checked_at": iso(report.checked_at),
+    }
+
+
+def _certificate(report: VerificationReport) -> dict[str, Any] | None:
+    claims = report.claims
+    if claims is None:
+        return None
+    ctype = report.certificate_type
+    labels = ctype.labels if ctype else {}
+    return {
+        "id": claims.certificate_id,
+        "type": {
+            "code": CertificateId.parse(claims.certificate_id).type_code,
+            "name_zh": ctype.name_zh if ctype else None,
+            "name_en": ctype.name_en if ctype else None,
+        },
+        "holder": {
+            "name": claims.holder.name,
+            "id_type": claims.holder.id_type,
+            "id_number": mask_id_number(claims.holder.id_type, claims.holder.id_number),
+        },
+        "fields": [
+            {
+                "name": name,
+                "label_zh": labels.get(name, (name, name))[0],
+                "label_en": labels.get(name, (name, name))[1],
+                "value": value,
+            }
+            for name, value in claims.fields.items()
+        ],
+        "issued_at": _from_epoch(claims.issued_at),
+        "valid_from": _from_epoch(claims.not_before),
+        "valid_until": _from_epoch(claims.expires),
+        "status": None
+        if report.status is None
+        else {"code": report.status.value, "name": report.status.name, "name_zh": report.status.name_zh},
+    }
+
+
+def _issuer(report: VerificationReport) -> dict[str, Any] | None:
+    if report.key is None or report.region is None or report.claims is None:
+        return None
+    return {
+        "region": report.region.code,
+        "region_name": report.region.name,
+        "office": report.key.office_code,
+        "office_name": report.key.office_name,
+        "kid": report.key.kid,
+    }
