@@ -1,0 +1,114 @@
+"""One deployment's wiring: settings from the environment, database, keys, clock.
+
+Flask-free, so the app, the CLI, tests and benchmarks assemble a region the same way.
+Two deployments from one checkout differ only by the environment they read.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from registry.database import make_engine, make_session_factory
+from signing.keystore import KeyRing
+
+log = logging.getLogger(__name__)
+
+# Used only in debug and testing, where an explicit passphrase may be absent.
+INSECURE_DEVELOPMENT_PASSPHRASE = "ecert-insecure-development-passphrase"
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:5000"
+
+
+class ConfigurationError(Exception):
+    code = "CONFIGURATION"
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    public_url: str
+    secret_key: str | None
+    key_passphrase: str
+    verify_leeway: timedelta
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str], overrides: Mapping[str, Any], *, instance_path: str, insecure_ok: bool) -> Settings:
+        """Settings from ``overrides`` (app config) falling back to the environment.
+
+        Raises:
+            ConfigurationError: no key passphrase outside debug/testing, or a bad value.
+        """
+        def get(name: str, default: str | None = None) -> str | None:
+            value = overrides.get(name)
+            if value is None:
+                value = environ.get(name)
+            return default if value in (None, "") else str(value)
+
+        default_db = "sqlite:///" + str(Path(instance_path) / "ecert.db")
+        passphrase = get("ECERT_KEY_PASSPHRASE")
+        if passphrase is None:
+            if not insecure_ok:
+                raise ConfigurationError(
+                    "ECERT_KEY_PASSPHRASE is not set: private keys are encrypted at rest with it, "
+                    "and the service refuses to start without one outside debug or testing"
+                )
+            log.warning("ECERT_KEY_PASSPHRASE is not set; using the insecure development passphrase")
+            passphrase = INSECURE_DEVELOPMENT_PASSPHRASE
+        try:
+            leeway = timedelta(seconds=int(get("ECERT_VERIFY_LEEWAY_SECONDS", "60") or 60))
+        except ValueError as error:
+            raise ConfigurationError("ECERT_VERIFY_LEEWAY_SECONDS must be a whole number of seconds") from error
+        return cls(
+            database_url=get("ECERT_DATABASE_URL", default_db) or default_db,
+            public_url=(get("ECERT_PUBLIC_URL", DEFAULT_PUBLIC_URL) or DEFAULT_PUBLIC_URL).rstrip("/"),
+            secret_key=get("ECERT_SECRET_KEY"),
+            key_passphrase=passphrase,
+            verify_leeway=leeway,
+        )
+
+
+class Deployment:
+    """The shared objects of one running region: engine, sessions, key ring, clock."""
+
+    def __init__(self, settings: Settings, clock: Callable[[], datetime] = system_clock) -> None:
+        self.settings = settings
+        self.engine: Engine = make_engine(settings.database_url)
+        self.sessions: sessionmaker[Session] = make_session_factory(self.engine)
+        self.keyring = KeyRing(settings.key_passphrase)
+        self.clock = clock
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session for one command or job; the caller commits, anything else rolls back."""
+        session = self.sessions()
+        try:
+            yield session
+        finally:
+            session.close()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def ensure_sqlite_folder(database_url: str) -> None:
+    """Create the folder of a SQLite database file, so a fresh checkout just works."""
+    if database_url.startswith("sqlite:///") and database_url != "sqlite:///:memory:":
+        Path(database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+
+
+

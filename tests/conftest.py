@@ -1,0 +1,193 @@
+"""Shared fixtures: databases (SQLite always, PostgreSQL when configured), a fixed clock,
+an app per test, and a region with an office.
+
+PostgreSQL tests run when ECERT_TEST_POSTGRES_URL is set (CI sets it). With
+ECERT_REQUIRE_POSTGRES=1 an unreachable server fails the run instead of skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+from sqlalchemy import Engine, create_engine, make_url, text
+from sqlalchemy.orm import Session
+
+from app import create_app
+from deployment import Deployment
+from registry.models import Base, Office
+from registry.offices import add_office
+from registry.regions import init_region
+from signing.keystore import KeyRing
+
+TEST_PASSPHRASE = "test-passphrase-not-for-production"
+PUBLIC_URL = "https://ecert.sh.example"
+START = datetime(2026, 3, 1, 8, 0, 0, tzinfo=UTC)
+OFFICE_CODE = "11310000002418960M"
+OTHER_OFFICE_CODE = "11310000MB03195470"
+
+
+class FixedClock:
+    """A clock tests move by hand."""
+
+    def __init__(self, start: datetime = START) -> None:
+        self.moment = start
+
+    def __call__(self) -> datetime:
+        return self.moment
+
+    def advance(self, **delta: float) -> datetime:
+        self.moment += timedelta(**delta)
+        return self.moment
+
+
+# ---------------------------------------------------------------- databases
+
+def _postgres_url() -> str | None:
+    return os.environ.get("ECERT_TEST_POSTGRES_URL") or None
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, dropped afterwards."""
+    base = _postgres_url()
+    if base is None:
+        if os.environ.get("ECERT_REQUIRE_POSTGRES") == "1":
+            pytest.fail("ECERT_REQUIRE_POSTGRES=1 but ECERT_TEST_POSTGRES_URL is not set")
+        pytest.skip("PostgreSQL tests off: set ECERT_TEST_POSTGRES_URL")
+    url = make_url(base)
+    name = f"ecert_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as error:  # noqa: BLE001 - any failure to reach the server is the same failure
+        if os.environ.get("ECERT_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"PostgreSQL is required but unreachable at {url.render_as_string()}: {error}")
+        pytest.skip(f"PostgreSQL unreachable: {error}")
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_schema(postgres_server_url: str) -> Iterator[str]:
+    engine = create_engine(postgres_server_url)
+    Base.metadata.create_all(engine)
+    engine.dispose()
+    yield postgres_server_url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
+    """Every database-facing test runs once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'ecert.db'}"
+        engine = create_engine(url)
+        Base.metadata.create_all(engine)
+        engine.dispose()
+        yield url
+        return
+    url = request.getfixturevalue("postgres_schema")
+    yield url
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+# ---------------------------------------------------------------- app and domain
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock()
+
+
+@pytest.fixture
+def app(database_url: str, clock: FixedClock, tmp_path: Any) -> Iterator[Flask]:
+    application = create_app({
+        "TESTING": True,
+        "ECERT_DATABASE_URL": database_url,
+        "ECERT_KEY_PASSPHRASE": TEST_PASSPHRASE,
+        "ECERT_PUBLIC_URL": PUBLIC_URL,
+        "ECERT_CLOCK": clock,
+    })
+    yield application
+    application.extensions["ecert"].dispose()
+
+
+@pytest.fixture
+def deployment(app: Flask) -> Deployment:
+    return app.extensions["ecert"]  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def keyring(deployment: Deployment) -> KeyRing:
+    return deployment.keyring
+
+
+@pytest.fixture
+def session(deployment: Deployment) -> Iterator[Session]:
+    with deployment.session() as db_session:
+        yield db_session
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask) -> FlaskCliRunner:
+    return app.test_cli_runner()
+
+
+@dataclass
+class OfficeFixture:
+    office: Office
+    kid: str
+    token: str
+    code: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@pytest.fixture
+def region(session: Session, keyring: KeyRing, clock: FixedClock) -> Any:
+    created = init_region(session, keyring, code="310000", name="上海市", public_url=PUBLIC_URL,
+                          now=clock(), actor="test")
+    session.commit()
+    return created
+
+
+def make_office(session: Session, keyring: KeyRing, clock: FixedClock, code: str, types: list[str],
+                algorithm: str = "EdDSA", name: str = "上海市示范发证中心") -> OfficeFixture:
+    office, key, token = add_office(session, keyring, credit_code=code, name=name, types=types,
+                                    algorithm=algorithm, now=clock(), actor="test")  # type: ignore[arg-type]
+    session.commit()
+    return OfficeFixture(office=office, kid=key.kid, token=token, code=office.credit_code)
+
+
+@pytest.fixture
+def office(region: Any, session: Session, keyring: KeyRing, clock: FixedClock) -> OfficeFixture:
+    """An office that may issue all three reference types."""
+    return make_office(session, keyring, clock, OFFICE_CODE, ["BL", "DL", "PQ"])
+
+
+@pytest.fixture
+def other_office(region: Any, session: Session, keyring: KeyRing, clock: FixedClock) -> OfficeFixture:
+    """A second office, for the DL type only."""
+    return make_office(session, keyring, clock, OTHER_OFFICE_CODE, ["DL"], name="上海市公安局交通警察总队")

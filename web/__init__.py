@@ -1,0 +1,1 @@
+"""HTTP plumbing shared by the packages' blueprints (Flask lives here and in app.py)."""
