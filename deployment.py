@@ -23,7 +23,7 @@ from signing.keystore import KeyRing
 log = logging.getLogger(__name__)
 
 # Used only in debug and testing, where an explicit passphrase may be absent.
-INSECURE_DEVELOPMENT_PASSPHRASE = "ecert-insecure-development-passphrase"
+INSECURE_DEVELOPMENT_PASSPHRASE = "ecert-insecure-development-passphrase"  # noqa: S105
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:5000"
 
 
@@ -44,12 +44,15 @@ class Settings:
     verify_leeway: timedelta
 
     @classmethod
-    def load(cls, environ: Mapping[str, str], overrides: Mapping[str, Any], *, instance_path: str, insecure_ok: bool) -> Settings:
+    def load(
+        cls, environ: Mapping[str, str], overrides: Mapping[str, Any], *, instance_path: str, insecure_ok: bool
+    ) -> Settings:
         """Settings from ``overrides`` (app config) falling back to the environment.
 
         Raises:
             ConfigurationError: no key passphrase outside debug/testing, or a bad value.
         """
+
         def get(name: str, default: str | None = None) -> str | None:
             value = overrides.get(name)
             if value is None:
@@ -109,6 +112,3 @@ def ensure_sqlite_folder(database_url: str) -> None:
     """Create the folder of a SQLite database file, so a fresh checkout just works."""
     if database_url.startswith("sqlite:///") and database_url != "sqlite:///:memory:":
         Path(database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-
-
-

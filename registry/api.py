@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from registry.catalog import describe, list_types
-from registry.errors import FieldError, IdempotencyConflict, InvalidInput
+from registry.errors import FieldError, InvalidInput
 from registry.identifiers import mask_id_number
 from registry.issuance import find_by_idempotency_key, get_office_certificate, issue_certificate
 from registry.models import Certificate, Region, SigningKey
@@ -42,8 +42,14 @@ def issue() -> tuple[Response, int]:
     session = db()
     try:
         issued = issue_certificate(
-            session, deployment().keyring, office, parsed, now=now(), actor=office_actor(office),
-            idempotency_key=idempotency_key, digest=digest,
+            session,
+            deployment().keyring,
+            office,
+            parsed,
+            now=now(),
+            actor=office_actor(office),
+            idempotency_key=idempotency_key,
+            digest=digest,
         )
         session.commit()
     except IntegrityError:
@@ -84,7 +90,8 @@ def status(certificate_id: str) -> Response:
     errors = []
     new_status = None
     try:
-        new_status = Status.parse(body.get("status") if isinstance(body.get("status"), str) else "")
+        requested = body.get("status")
+        new_status = Status.parse(requested if isinstance(requested, str) else "")
     except ValueError as error:
         errors.append(FieldError("status", str(error)))
     reason = body.get("reason")

@@ -77,7 +77,9 @@ class CertificateClaims:
             issued_at=_time(payload, "iat"),
             not_before=_time(payload, "nbf"),
             expires=None if expires is None and "exp" not in payload else _time(payload, "exp"),
-            holder=HolderClaims(name=_string(holder, "n"), id_type=_string(holder, "t"), id_number=_string(holder, "i")),
+            holder=HolderClaims(
+                name=_string(holder, "n"), id_type=_string(holder, "t"), id_number=_string(holder, "i")
+            ),
             fields=fields,
         )
 

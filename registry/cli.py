@@ -7,8 +7,8 @@ from flask import current_app
 
 from console import Outcome, cli_actor, reporting
 from deployment import Deployment
-from registry.offices import get_office, issue_api_token, revoke_api_tokens, rotate_key
 from registry.offices import add_office as add_office_record
+from registry.offices import get_office, issue_api_token, revoke_api_tokens, rotate_key
 from registry.regions import current_region, init_region, root_fingerprint
 from signing.algorithms import ALGORITHMS, require_algorithm
 
@@ -32,8 +32,13 @@ def init_command(code: str, name: str, public_url: str | None) -> Outcome:
     deployment = _deployment()
     with deployment.session() as session:
         region = init_region(
-            session, deployment.keyring, code=code, name=name,
-            public_url=public_url or deployment.settings.public_url, now=deployment.now(), actor=cli_actor(),
+            session,
+            deployment.keyring,
+            code=code,
+            name=name,
+            public_url=public_url or deployment.settings.public_url,
+            now=deployment.now(),
+            actor=cli_actor(),
         )
         session.commit()
         return _region_outcome(region.code, region.name, region.public_url, root_fingerprint(region), "created")
@@ -50,7 +55,11 @@ def show_command() -> Outcome:
 
 
 def _region_outcome(code: str, name: str, url: str, fingerprint: str, verb: str | None) -> Outcome:
-    lines = [f"region {code} {name}" + (f" {verb}" if verb else ""), f"public URL: {url}", f"root fingerprint: {fingerprint}"]
+    lines = [
+        f"region {code} {name}" + (f" {verb}" if verb else ""),
+        f"public URL: {url}",
+        f"root fingerprint: {fingerprint}",
+    ]
     return Outcome({"code": code, "name": name, "public_url": url, "root_fingerprint": fingerprint}, lines)
 
 
@@ -70,12 +79,24 @@ def add_command(code: str, name: str, types: str, algorithm: str) -> Outcome:
     deployment = _deployment()
     with deployment.session() as session:
         office, key, token = add_office_record(
-            session, deployment.keyring, credit_code=code, name=name, types=types.split(","),
-            algorithm=require_algorithm(algorithm), now=deployment.now(), actor=cli_actor(),
+            session,
+            deployment.keyring,
+            credit_code=code,
+            name=name,
+            types=types.split(","),
+            algorithm=require_algorithm(algorithm),
+            now=deployment.now(),
+            actor=cli_actor(),
         )
         session.commit()
-        result = {"code": office.credit_code, "name": office.name, "types": office.types,
-                  "kid": key.kid, "alg": key.algorithm, "api_token": token}
+        result = {
+            "code": office.credit_code,
+            "name": office.name,
+            "types": office.types,
+            "kid": key.kid,
+            "alg": key.algorithm,
+            "api_token": token,
+        }
         lines = [
             f"office {office.credit_code} {office.name} created for {','.join(office.types)}",
             f"signing key {key.kid} ({key.algorithm})",
@@ -94,11 +115,20 @@ def rotate_key_command(code: str, algorithm: str | None) -> Outcome:
     with deployment.session() as session:
         office = get_office(session, code)
         old, new = rotate_key(
-            session, deployment.keyring, office, algorithm=require_algorithm(algorithm) if algorithm else None,
-            now=deployment.now(), actor=cli_actor(),
+            session,
+            deployment.keyring,
+            office,
+            algorithm=require_algorithm(algorithm) if algorithm else None,
+            now=deployment.now(),
+            actor=cli_actor(),
         )
         session.commit()
-        result = {"code": office.credit_code, "retired_kid": old.kid if old else None, "kid": new.kid, "alg": new.algorithm}
+        result = {
+            "code": office.credit_code,
+            "retired_kid": old.kid if old else None,
+            "kid": new.kid,
+            "alg": new.algorithm,
+        }
         return Outcome(result, [f"retired {old.kid if old else '(none)'}; new key {new.kid} ({new.algorithm})"])
 
 
@@ -136,8 +166,13 @@ def demo_command() -> Outcome:
 
     deployment = _deployment()
     with deployment.session() as session:
-        demo = load_demo(session, deployment.keyring, public_url=deployment.settings.public_url,
-                         now=deployment.now(), actor=cli_actor())
+        demo = load_demo(
+            session,
+            deployment.keyring,
+            public_url=deployment.settings.public_url,
+            now=deployment.now(),
+            actor=cli_actor(),
+        )
         session.commit()
         lines = [
             "demo region 310000 上海市 " + ("created" if demo.created else "already present"),
@@ -145,7 +180,11 @@ def demo_command() -> Outcome:
             *(f"sample {c['type']} certificate {c['id']}: {c['qr_text']}" for c in demo.certificates),
         ]
         return Outcome(
-            {"created": demo.created, "office": demo.office_code, "api_token": demo.api_token,
-             "certificates": demo.certificates},
+            {
+                "created": demo.created,
+                "office": demo.office_code,
+                "api_token": demo.api_token,
+                "certificates": demo.certificates,
+            },
             lines,
         )

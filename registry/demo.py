@@ -93,22 +93,36 @@ def load_demo(session: Session, keyring: KeyRing, *, public_url: str, now: datet
             session, keyring, code=DEMO_REGION_CODE, name=DEMO_REGION_NAME, public_url=public_url, now=now, actor=actor
         )
         office, _key, token = add_office(
-            session, keyring, credit_code=DEMO_OFFICE_CODE, name=DEMO_OFFICE_NAME,
-            types=list(SAMPLE_REQUESTS), algorithm="EdDSA", now=now, actor=actor,
+            session,
+            keyring,
+            credit_code=DEMO_OFFICE_CODE,
+            name=DEMO_OFFICE_NAME,
+            types=list(SAMPLE_REQUESTS),
+            algorithm="EdDSA",
+            now=now,
+            actor=actor,
         )
         for type_code in SAMPLE_REQUESTS:
-            issue_certificate(session, keyring, office, parse_issuance_request(sample_request(type_code)), now=now, actor=actor)
+            issue_certificate(
+                session, keyring, office, parse_issuance_request(sample_request(type_code)), now=now, actor=actor
+            )
         created = True
     else:
         office = get_office(session, DEMO_OFFICE_CODE)
         token = issue_api_token(session, office, now=now, actor=actor)
         created = False
-    return Demo(created=created, office_code=office.credit_code, api_token=token,
-                certificates=_samples(session, office, region.public_url))
+    return Demo(
+        created=created,
+        office_code=office.credit_code,
+        api_token=token,
+        certificates=_samples(session, office, region.public_url),
+    )
 
 
 def _samples(session: Session, office: Office, public_url: str) -> list[dict[str, str]]:
     rows = session.scalars(
-        select(Certificate).where(Certificate.office_id == office.id).order_by(Certificate.issued_at, Certificate.type_code)
+        select(Certificate)
+        .where(Certificate.office_id == office.id)
+        .order_by(Certificate.issued_at, Certificate.type_code)
     ).all()
     return [{"id": c.id, "type": c.type_code, "qr_text": f"{public_url}/v#{c.token}"} for c in rows[:3]]

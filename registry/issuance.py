@@ -113,8 +113,13 @@ def issue_certificate(
     )
     session.add(certificate)
     audit.record(
-        session, now=now, actor=actor, action="certificate.issue", subject_type="certificate",
-        subject_id=certificate_id, details={"type": certificate_type.code, "kid": key.kid},
+        session,
+        now=now,
+        actor=actor,
+        action="certificate.issue",
+        subject_type="certificate",
+        subject_id=certificate_id,
+        details={"type": certificate_type.code, "kid": key.kid},
     )
     session.flush()
     return Issued(certificate, replayed=False)
@@ -126,9 +131,11 @@ def _validate(
     errors: list[FieldError] = []
     id_number = request.holder.id_number
     if request.holder.id_type != certificate_type.holder_id_type:
-        errors.append(FieldError(
-            "holder/id_type", f"{certificate_type.code} holders are identified by {certificate_type.holder_id_type}"
-        ))
+        errors.append(
+            FieldError(
+                "holder/id_type", f"{certificate_type.code} holders are identified by {certificate_type.holder_id_type}"
+            )
+        )
     else:
         try:
             id_number = normalise_id_number(request.holder.id_type, request.holder.id_number)

@@ -24,7 +24,7 @@ ACTIVE = "active"
 RETIRED = "retired"
 COMPROMISED = "compromised"
 
-API_TOKEN_PREFIX = "ecert_"
+API_TOKEN_PREFIX = "ecert_"  # noqa: S105 - a public prefix, not a secret
 API_TOKEN_BYTES = 32  # 256 bits from the CSPRNG
 
 
@@ -86,8 +86,13 @@ def add_office(
     session.add(office)
     session.flush()
     audit.record(
-        session, now=now, actor=actor, action="office.add", subject_type="office",
-        subject_id=credit_code, details={"name": name, "types": types},
+        session,
+        now=now,
+        actor=actor,
+        action="office.add",
+        subject_type="office",
+        subject_id=credit_code,
+        details={"name": name, "types": types},
     )
     key = _new_signing_key(session, keyring, office, algorithm, now=now, actor=actor)
     token = issue_api_token(session, office, now=now, actor=actor)
@@ -117,7 +122,12 @@ def _new_signing_key(
     session.add(key)
     session.flush()
     audit.record(
-        session, now=now, actor=actor, action="key.create", subject_type="key", subject_id=kid,
+        session,
+        now=now,
+        actor=actor,
+        action="key.create",
+        subject_type="key",
+        subject_id=kid,
         details={"office": office.credit_code, "algorithm": algorithm, "types": key.types},
     )
     return key
@@ -153,7 +163,12 @@ def rotate_key(
         old.state = RETIRED
         old.not_after = now
         audit.record(
-            session, now=now, actor=actor, action="key.retire", subject_type="key", subject_id=old.kid,
+            session,
+            now=now,
+            actor=actor,
+            action="key.retire",
+            subject_type="key",
+            subject_id=old.kid,
             details={"office": office.credit_code},
         )
     chosen: Algorithm = algorithm or (old.algorithm if old is not None else "EdDSA")  # type: ignore[assignment]
@@ -165,14 +180,22 @@ def issue_api_token(session: Session, office: Office, *, now: datetime, actor: s
     """A new API token for ``office``; only its SHA-256 digest is stored. Shown once."""
     token = API_TOKEN_PREFIX + secrets.token_urlsafe(API_TOKEN_BYTES)
     record = ApiToken(
-        office_id=office.id, digest=_digest(token), prefix=token[: len(API_TOKEN_PREFIX) + 6],
-        created_at=now, revoked_at=None,
+        office_id=office.id,
+        digest=_digest(token),
+        prefix=token[: len(API_TOKEN_PREFIX) + 6],
+        created_at=now,
+        revoked_at=None,
     )
     session.add(record)
     session.flush()
     audit.record(
-        session, now=now, actor=actor, action="token.issue", subject_type="office",
-        subject_id=office.credit_code, details={"token_id": record.id, "prefix": record.prefix},
+        session,
+        now=now,
+        actor=actor,
+        action="token.issue",
+        subject_type="office",
+        subject_id=office.credit_code,
+        details={"token_id": record.id, "prefix": record.prefix},
     )
     return token
 
@@ -185,8 +208,13 @@ def revoke_api_tokens(session: Session, office: Office, *, now: datetime, actor:
     for token in tokens:
         token.revoked_at = now
         audit.record(
-            session, now=now, actor=actor, action="token.revoke", subject_type="office",
-            subject_id=office.credit_code, details={"token_id": token.id, "prefix": token.prefix},
+            session,
+            now=now,
+            actor=actor,
+            action="token.revoke",
+            subject_type="office",
+            subject_id=office.credit_code,
+            details={"token_id": token.id, "prefix": token.prefix},
         )
     session.flush()
     return len(tokens)

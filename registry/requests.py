@@ -76,8 +76,11 @@ def parse_issuance_request(body: Any) -> IssuanceRequest:
     if errors:
         raise InvalidInput("the request is not valid", errors)
     return IssuanceRequest(
-        type_code=type_code.upper(), holder=holder_input, fields=fields,
-        valid_from=valid_from, valid_until=valid_until,
+        type_code=type_code.upper(),
+        holder=holder_input,
+        fields=fields,
+        valid_from=valid_from,
+        valid_until=valid_until,
     )
 
 
@@ -96,7 +99,9 @@ def _required_text(members: dict[str, Any], name: str, path: str, errors: list[F
     return value
 
 
-def _optional_time(members: dict[str, Any], name: str, errors: list[FieldError], *, end_of_day: bool) -> datetime | None:
+def _optional_time(
+    members: dict[str, Any], name: str, errors: list[FieldError], *, end_of_day: bool
+) -> datetime | None:
     value = members.get(name)
     if value is None:
         return None

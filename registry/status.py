@@ -76,19 +76,30 @@ def change_status(
     except ValueError as error:
         raise InvalidInput("bad reason", [FieldError("reason", str(error))]) from error
     if not reason or len(reason) > MAX_REASON_LENGTH:
-        raise InvalidInput("bad reason", [FieldError("reason", f"give a reason of 1 to {MAX_REASON_LENGTH} characters")])
+        raise InvalidInput(
+            "bad reason", [FieldError("reason", f"give a reason of 1 to {MAX_REASON_LENGTH} characters")]
+        )
     current = Status(certificate.status)
     if new not in allowed_transitions(current):
         raise StatusTransitionRefused(f"a certificate that is {current.name} cannot become {new.name}")
     change = StatusChange(
-        certificate_id=certificate.id, from_status=current.value, to_status=new.value,
-        reason=reason, actor=actor, changed_at=now,
+        certificate_id=certificate.id,
+        from_status=current.value,
+        to_status=new.value,
+        reason=reason,
+        actor=actor,
+        changed_at=now,
     )
     certificate.status = new.value
     session.add(change)
     audit.record(
-        session, now=now, actor=actor, action="certificate.status", subject_type="certificate",
-        subject_id=certificate.id, details={"from": current.name, "to": new.name, "reason": reason},
+        session,
+        now=now,
+        actor=actor,
+        action="certificate.status",
+        subject_type="certificate",
+        subject_id=certificate.id,
+        details={"from": current.name, "to": new.name, "reason": reason},
     )
     session.flush()
     return change

@@ -51,9 +51,7 @@ def algorithm_of(key: PrivateKey | PublicKey) -> Algorithm:
     """
     if isinstance(key, (ed25519.Ed25519PrivateKey, ed25519.Ed25519PublicKey)):
         return "EdDSA"
-    if isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey)) and isinstance(
-        key.curve, ec.SECP256R1
-    ):
+    if isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey)) and isinstance(key.curve, ec.SECP256R1):
         return "ES256"
     raise UnsupportedAlgorithm(f"unsupported key type {type(key).__name__}")
 

@@ -27,7 +27,7 @@ import jwt
 from signing.algorithms import ALGORITHMS, Algorithm, PrivateKey, algorithm_of
 from signing.errors import TokenFormatError
 
-TOKEN_TYPE: Final = "ecert"
+TOKEN_TYPE: Final = "ecert"  # noqa: S105 - the typ header value
 MAX_TOKEN_LENGTH: Final = 4096
 HEADER_MEMBERS: Final = frozenset({"alg", "kid", "typ"})
 MAX_KID_LENGTH: Final = 64

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
-from sqlalchemy import Engine, create_engine, make_url, text
+from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.orm import Session
 
 from app import create_app
@@ -50,6 +50,7 @@ class FixedClock:
 
 # ---------------------------------------------------------------- databases
 
+
 def _postgres_url() -> str | None:
     return os.environ.get("ECERT_TEST_POSTGRES_URL") or None
 
@@ -68,7 +69,7 @@ def postgres_server_url() -> Iterator[str]:
     try:
         with admin.connect() as connection:
             connection.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as error:  # noqa: BLE001 - any failure to reach the server is the same failure
+    except Exception as error:
         if os.environ.get("ECERT_REQUIRE_POSTGRES") == "1":
             pytest.fail(f"PostgreSQL is required but unreachable at {url.render_as_string()}: {error}")
         pytest.skip(f"PostgreSQL unreachable: {error}")
@@ -109,6 +110,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]
 
 # ---------------------------------------------------------------- app and domain
 
+
 @pytest.fixture
 def clock() -> FixedClock:
     return FixedClock()
@@ -116,13 +118,15 @@ def clock() -> FixedClock:
 
 @pytest.fixture
 def app(database_url: str, clock: FixedClock, tmp_path: Any) -> Iterator[Flask]:
-    application = create_app({
-        "TESTING": True,
-        "ECERT_DATABASE_URL": database_url,
-        "ECERT_KEY_PASSPHRASE": TEST_PASSPHRASE,
-        "ECERT_PUBLIC_URL": PUBLIC_URL,
-        "ECERT_CLOCK": clock,
-    })
+    application = create_app(
+        {
+            "TESTING": True,
+            "ECERT_DATABASE_URL": database_url,
+            "ECERT_KEY_PASSPHRASE": TEST_PASSPHRASE,
+            "ECERT_PUBLIC_URL": PUBLIC_URL,
+            "ECERT_CLOCK": clock,
+        }
+    )
     yield application
     application.extensions["ecert"].dispose()
 
@@ -167,16 +171,25 @@ class OfficeFixture:
 
 @pytest.fixture
 def region(session: Session, keyring: KeyRing, clock: FixedClock) -> Any:
-    created = init_region(session, keyring, code="310000", name="上海市", public_url=PUBLIC_URL,
-                          now=clock(), actor="test")
+    created = init_region(
+        session, keyring, code="310000", name="上海市", public_url=PUBLIC_URL, now=clock(), actor="test"
+    )
     session.commit()
     return created
 
 
-def make_office(session: Session, keyring: KeyRing, clock: FixedClock, code: str, types: list[str],
-                algorithm: str = "EdDSA", name: str = "上海市示范发证中心") -> OfficeFixture:
-    office, key, token = add_office(session, keyring, credit_code=code, name=name, types=types,
-                                    algorithm=algorithm, now=clock(), actor="test")  # type: ignore[arg-type]
+def make_office(
+    session: Session,
+    keyring: KeyRing,
+    clock: FixedClock,
+    code: str,
+    types: list[str],
+    algorithm: str = "EdDSA",
+    name: str = "上海市示范发证中心",
+) -> OfficeFixture:
+    office, key, token = add_office(
+        session, keyring, credit_code=code, name=name, types=types, algorithm=algorithm, now=clock(), actor="test"
+    )  # type: ignore[arg-type]
     session.commit()
     return OfficeFixture(office=office, kid=key.kid, token=token, code=office.credit_code)
 

@@ -30,10 +30,10 @@ def verify_request(body: Any) -> VerificationReport:
         BadVerificationRequest: the body is not exactly one of those objects.
     """
     if not isinstance(body, dict) or len(body) != 1 or not isinstance(next(iter(body.values())), str):
-        raise BadVerificationRequest("send {\"token\": \"...\"} or {\"qr_text\": \"...\"}")
+        raise BadVerificationRequest('send {"token": "..."} or {"qr_text": "..."}')
     verifier = Verifier(db(), now=now(), leeway=deployment().settings.verify_leeway)
     if "token" in body:
         return verifier.verify(body["token"])
     if "qr_text" in body:
         return verifier.verify_qr_text(body["qr_text"])
-    raise BadVerificationRequest("send {\"token\": \"...\"} or {\"qr_text\": \"...\"}")
+    raise BadVerificationRequest('send {"token": "..."} or {"qr_text": "..."}')

@@ -8,7 +8,8 @@ the same steps, so they cannot disagree.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -61,9 +62,7 @@ class Verifier:
     def verify(self, token: str) -> VerificationReport:
         """Run every check in order; the report names the first that failed."""
         now = self._now
-
-        def fail(code: str, detail: str, verdict: Verdict = Verdict.INVALID, **known: object) -> VerificationReport:
-            return VerificationReport(verdict=verdict, code=code, detail=detail, checked_at=now, **known)  # type: ignore[arg-type]
+        unsigned = VerificationReport(verdict=Verdict.INVALID, code="", detail="", checked_at=now)
 
         # Step 1: size and syntax (strict parser; claims and identifier well-formed).
         try:
@@ -71,61 +70,75 @@ class Verifier:
             claims = CertificateClaims.from_payload(parsed.payload)
             certificate_id = CertificateId.parse(claims.certificate_id)
         except TokenFormatError as error:
-            return fail(error.code, error.detail)
+            return replace(unsigned, code=error.code, detail=error.detail)
         except IdentifierError as error:
-            return fail("MALFORMED", str(error))
+            return replace(unsigned, code="MALFORMED", detail=str(error))
 
         # Step 2: issuer known: a recognised region, and the kid in its trust list.
         region = self._trust.region(claims.region)
         if region is None:
-            return fail("REGION_NOT_RECOGNISED", f"region {claims.region} is not recognised here")
+            return replace(
+                unsigned, code="REGION_NOT_RECOGNISED", detail=f"region {claims.region} is not recognised here"
+            )
         key = self._trust.key(parsed.header.kid)
         if key is None:
-            return fail("KEY_UNKNOWN", "no key with this kid in the issuing region's trust list")
+            return replace(
+                unsigned, code="KEY_UNKNOWN", detail="no key with this kid in the issuing region's trust list"
+            )
 
         # Step 3: the algorithm registered for the key, never the token's own claim.
         if parsed.header.alg != key.algorithm:
-            return fail("ALG_NOT_ALLOWED", f"key {key.kid} is registered for {key.algorithm}, not {parsed.header.alg}")
+            detail = f"key {key.kid} is registered for {key.algorithm}, not {parsed.header.alg}"
+            return replace(unsigned, code="ALG_NOT_ALLOWED", detail=detail)
 
         # Step 4: signature.
         if not verify_signature(key.algorithm, key.public_key, parsed.signing_input, parsed.signature):
-            return fail("SIG_INVALID", "the signature does not verify under the registered key")
+            return replace(
+                unsigned, code="SIG_INVALID", detail="the signature does not verify under the registered key"
+            )
 
-        # From here the claims are signed data and may be shown.
-        signed = {"claims": claims, "region": region, "key": key, "certificate_type": self._type_info(certificate_id)}
+        # From here on the claims are signed data and may be shown.
+        signed = replace(
+            unsigned, claims=claims, region=region, key=key, certificate_type=self._type_info(certificate_id)
+        )
 
         # Step 5: the key was entitled to sign this certificate when it was issued.
-        issued_at = datetime.fromtimestamp(claims.issued_at, now.tzinfo)
+        issued_at = datetime.fromtimestamp(claims.issued_at, UTC)
         if certificate_id.office_code != key.office_code:
-            return fail("ISSUER_MISMATCH", "the identifier names another office than the key's", **signed)
+            return replace(signed, code="ISSUER_MISMATCH", detail="the identifier names another office than the key's")
         if certificate_id.type_code not in key.types:
-            return fail("TYPE_MISMATCH", f"key {key.kid} may not sign {certificate_id.type_code}", **signed)
+            return replace(
+                signed, code="TYPE_MISMATCH", detail=f"key {key.kid} may not sign {certificate_id.type_code}"
+            )
         if key.compromised_since is not None and issued_at >= key.compromised_since:
-            return fail("KEY_COMPROMISED", "issued after the key was compromised", **signed)
+            return replace(signed, code="KEY_COMPROMISED", detail="issued after the key was compromised")
         if issued_at < key.not_before or (key.not_after is not None and issued_at > key.not_after):
-            return fail("KEY_NOT_VALID_AT_IAT", "issued outside the key's validity window", **signed)
+            return replace(signed, code="KEY_NOT_VALID_AT_IAT", detail="issued outside the key's validity window")
 
         # Step 6: validity window, with leeway for clock skew.
-        if claims.not_before > (now + self._leeway).timestamp() or claims.issued_at > (now + self._leeway).timestamp():
-            return fail("NOT_YET_VALID", "the certificate is not valid yet", **signed)
+        latest_acceptable = (now + self._leeway).timestamp()
+        if claims.not_before > latest_acceptable or claims.issued_at > latest_acceptable:
+            return replace(signed, code="NOT_YET_VALID", detail="the certificate is not valid yet")
         if claims.expires is not None and claims.expires <= (now - self._leeway).timestamp():
-            return fail("EXPIRED", "the certificate's validity has ended", **signed)
+            return replace(signed, code="EXPIRED", detail="the certificate's validity has ended")
 
         # Step 7: the issuing registry holds exactly this token (a real key's signature
         # on a token that was never registered is a forgery: leaked key or insider).
         try:
             record = self._registry.lookup(claims.certificate_id)
         except SQLAlchemyError:
-            return fail("STATUS_UNAVAILABLE", "the registry cannot be read", Verdict.UNDETERMINED, **signed)
+            return replace(
+                signed, verdict=Verdict.UNDETERMINED, code="STATUS_UNAVAILABLE", detail="the registry cannot be read"
+            )
         if record is None or record.signing_input != parsed.signing_input:
-            return fail("NOT_IN_REGISTRY", "the issuing registry has no record of this token", **signed)
+            return replace(signed, code="NOT_IN_REGISTRY", detail="the issuing registry has no record of this token")
 
         # Step 8: status.
         if record.status is not Status.VALID:
-            return fail(record.status.name, f"the certificate is {record.status.name}", status=record.status, **signed)
-        return VerificationReport(
-            verdict=Verdict.VALID, code="OK", detail="genuine, registered and in force",
-            checked_at=now, status=record.status, **signed,  # type: ignore[arg-type]
+            detail = f"the certificate is {record.status.name}"
+            return replace(signed, code=record.status.name, detail=detail, status=record.status)
+        return replace(
+            signed, verdict=Verdict.VALID, code="OK", detail="genuine, registered and in force", status=record.status
         )
 
     def verify_qr_text(self, qr_text: str) -> VerificationReport:
@@ -133,7 +146,9 @@ class Verifier:
         try:
             token = token_from_qr_text(qr_text)
         except TokenFormatError as error:
-            return VerificationReport(verdict=Verdict.INVALID, code=error.code, detail=error.detail, checked_at=self._now)
+            return VerificationReport(
+                verdict=Verdict.INVALID, code=error.code, detail=error.detail, checked_at=self._now
+            )
         return self.verify(token)
 
     def _type_info(self, certificate_id: CertificateId) -> TypeInfo | None:

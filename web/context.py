@@ -9,9 +9,9 @@ from flask import current_app, g, request
 from sqlalchemy.orm import Session
 
 from deployment import Deployment
+from registry.errors import NotAuthenticated
 from registry.models import Office
 from registry.offices import authenticate
-from registry.errors import NotAuthenticated
 from web.problems import HttpProblem
 
 
