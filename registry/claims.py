@@ -1,31 +1,35 @@
 """The claims an ecert token carries, and their compact JSON form.
 
-Claim names are short because the token travels in a QR code. ``docs/token.md``
+Claim names are short and values positional where a catalog can name them, because
+the token travels in a QR code that a phone must read from paper. ``docs/token.md``
 documents every member; keep the two in step.
 
     iss  issuing region's GB/T 2260 code            "310000"
     jti  certificate identifier (GB/T 36904 form)   "BL.<credit code>.<serial>.01.<check>"
     iat  issue time, seconds since the epoch
-    nbf  start of validity, seconds since the epoch
+    nbf  start of validity (absent: the same as iat)
     exp  end of validity (absent: no end)
-    h    holder: {"n": name, "t": ID type, "i": ID number, masked if personal}
-    f    the certificate type's QR fields
+    h    holder: {"n": name, "i": ID number, masked if personal}; the ID type is the
+         certificate type's (catalog ``holder_id_type``)
+    f    values of the type's QR fields, in catalog ``qr_fields`` order, null where
+         absent (absent altogether when the type has no QR fields)
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from signing.errors import TokenFormatError
 
 MAX_FIELD_VALUE_LENGTH = 2000
+MAX_QR_FIELDS = 16
+FieldValue = str | int | float | None
 
 
 @dataclass(frozen=True)
 class HolderClaims:
     name: str
-    id_type: str
     id_number: str
 
 
@@ -34,23 +38,25 @@ class CertificateClaims:
     region: str
     certificate_id: str
     issued_at: int
-    not_before: int
+    not_before: int | None
     expires: int | None
     holder: HolderClaims
-    fields: dict[str, Any] = field(default_factory=dict)
+    fields: tuple[FieldValue, ...] = ()
+
+    @property
+    def valid_from(self) -> int:
+        """Start of validity: ``nbf``, or ``iat`` when the token omits ``nbf``."""
+        return self.issued_at if self.not_before is None else self.not_before
 
     def to_payload(self) -> dict[str, Any]:
-        payload: dict[str, Any] = {
-            "iss": self.region,
-            "jti": self.certificate_id,
-            "iat": self.issued_at,
-            "nbf": self.not_before,
-        }
+        payload: dict[str, Any] = {"iss": self.region, "jti": self.certificate_id, "iat": self.issued_at}
+        if self.not_before is not None and self.not_before != self.issued_at:
+            payload["nbf"] = self.not_before
         if self.expires is not None:
             payload["exp"] = self.expires
-        payload["h"] = {"n": self.holder.name, "t": self.holder.id_type, "i": self.holder.id_number}
+        payload["h"] = {"n": self.holder.name, "i": self.holder.id_number}
         if self.fields:
-            payload["f"] = self.fields
+            payload["f"] = list(self.fields)
         return payload
 
     @classmethod
@@ -60,27 +66,27 @@ class CertificateClaims:
         Raises:
             TokenFormatError: ``MALFORMED`` when a claim is missing, unknown or of the wrong type.
         """
-        allowed = {"iss", "jti", "iat", "nbf", "exp", "h", "f"}
-        unknown = sorted(set(payload) - allowed)
+        unknown = sorted(set(payload) - {"iss", "jti", "iat", "nbf", "exp", "h", "f"})
         if unknown:
             raise TokenFormatError("MALFORMED", f"unknown claims: {', '.join(unknown)}")
         holder = payload.get("h")
-        if not isinstance(holder, dict) or set(holder) != {"n", "t", "i"}:
-            raise TokenFormatError("MALFORMED", "claim h must be an object with n, t and i")
-        fields = payload.get("f", {})
-        if not isinstance(fields, dict) or not all(_is_field_value(v) for v in fields.values()):
-            raise TokenFormatError("MALFORMED", "claim f must be an object of strings and numbers")
-        expires = payload.get("exp")
+        if not isinstance(holder, dict) or set(holder) != {"n", "i"}:
+            raise TokenFormatError("MALFORMED", "claim h must be an object with n and i")
+        fields = payload.get("f", [])
+        if (
+            not isinstance(fields, list)
+            or len(fields) > MAX_QR_FIELDS
+            or not all(_is_field_value(v) for v in fields)
+        ):
+            raise TokenFormatError("MALFORMED", "claim f must be a short array of strings, numbers and nulls")
         return cls(
             region=_string(payload, "iss"),
             certificate_id=_string(payload, "jti"),
             issued_at=_time(payload, "iat"),
-            not_before=_time(payload, "nbf"),
-            expires=None if expires is None and "exp" not in payload else _time(payload, "exp"),
-            holder=HolderClaims(
-                name=_string(holder, "n"), id_type=_string(holder, "t"), id_number=_string(holder, "i")
-            ),
-            fields=fields,
+            not_before=_time(payload, "nbf") if "nbf" in payload else None,
+            expires=_time(payload, "exp") if "exp" in payload else None,
+            holder=HolderClaims(name=_string(holder, "n"), id_number=_string(holder, "i")),
+            fields=tuple(fields),
         )
 
 
@@ -100,6 +106,8 @@ def _time(members: dict[str, Any], name: str) -> int:
 
 
 def _is_field_value(value: Any) -> bool:
+    if value is None:
+        return True
     if isinstance(value, str):
         return len(value) <= MAX_FIELD_VALUE_LENGTH
     return isinstance(value, int | float) and not isinstance(value, bool)

@@ -37,7 +37,6 @@ SAMPLE_REQUESTS: dict[str, dict[str, Any]] = {
             "address": "上海市浦东新区张江路100号",
             "business_scope": "软件开发；信息技术咨询服务；数据处理服务。",
         },
-        "valid_from": "2019-03-12",
     },
     "DL": {
         "type": "DL",

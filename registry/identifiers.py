@@ -6,8 +6,8 @@
   MOD 11-2 check; checked with python-stdnum.
 * Certificate identifier, following the structure of GB/T 36904-2018: certificate type
   code, issuing office's credit code, serial, version, check character, joined by dots:
-  ``BL.91310000MA1FL8XQ3B.5KQ2V7M1XW8D9TAH.01.7``. The serial is 16 Crockford base32
-  characters from the CSPRNG (80 bits), so identifiers cannot be enumerated. The check
+  ``BL.91310000MA1FL8XQ3B.5KQ2V7M1XW8D9.01.7``. The serial is 13 Crockford base32
+  characters from the CSPRNG (65 bits), so identifiers cannot be enumerated. The check
   character is ISO 7064 MOD 37,36 (GB/T 17710) over every other character.
 """
 
@@ -25,7 +25,7 @@ CREDIT_CODE: Final = "USCC"
 RESIDENT_ID: Final = "RIC"
 ID_TYPES: Final = (CREDIT_CODE, RESIDENT_ID)
 
-SERIAL_LENGTH: Final = 16
+SERIAL_LENGTH: Final = 13
 _CROCKFORD: Final = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 

@@ -86,12 +86,8 @@ def issue_certificate(
         issued_at=int(issued_at.timestamp()),
         not_before=int(valid_from.timestamp()),
         expires=None if valid_until is None else int(valid_until.timestamp()),
-        holder=HolderClaims(
-            name=request.holder.name,
-            id_type=request.holder.id_type,
-            id_number=mask_id_number(request.holder.id_type, id_number),
-        ),
-        fields={name: request.fields[name] for name in certificate_type.qr_fields if name in request.fields},
+        holder=HolderClaims(name=request.holder.name, id_number=mask_id_number(request.holder.id_type, id_number)),
+        fields=tuple(request.fields.get(name) for name in certificate_type.qr_fields),
     )
     token = _sign(keyring, key, claims)
     certificate = Certificate(

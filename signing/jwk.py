@@ -13,10 +13,12 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from signing.algorithms import PublicKey, algorithm_of
 from signing.errors import KeyStorageError
 
-# A kid is this many characters of the key's RFC 7638 thumbprint: 96 bits, unique
-# among a region's keys with overwhelming probability, and short enough to keep the
-# QR code small. The full thumbprint stays available as the key's fingerprint.
-KID_LENGTH = 16
+# A kid is this many characters of the key's RFC 7638 thumbprint: 48 bits. Keys are
+# looked up per region, where a collision needs some 16 million keys to become likely
+# (and the kid is the primary key, so one would fail loudly, never silently). Every
+# byte counts: the token travels in a QR code. The full thumbprint stays available as
+# the key's fingerprint.
+KID_LENGTH = 8
 
 
 def b64url(data: bytes) -> str:

@@ -15,9 +15,13 @@ from verify.trust import TrustedKey, TrustedRegion
 
 @dataclass(frozen=True)
 class TypeInfo:
+    """What the catalog says about a certificate type, to name the token's fields."""
+
     code: str
     name_zh: str
     name_en: str
+    holder_id_type: str
+    qr_fields: tuple[str, ...]
     labels: dict[str, tuple[str, str]]
 
 
@@ -72,6 +76,9 @@ def _certificate(report: VerificationReport) -> dict[str, Any] | None:
         return None
     ctype = report.certificate_type
     labels = ctype.labels if ctype else {}
+    names = ctype.qr_fields if ctype else ()
+    # Without the catalog entry the ID type is unknown: mask as if personal.
+    id_type = ctype.holder_id_type if ctype else "UNKNOWN"
     return {
         "id": claims.certificate_id,
         "type": {
@@ -81,8 +88,8 @@ def _certificate(report: VerificationReport) -> dict[str, Any] | None:
         },
         "holder": {
             "name": claims.holder.name,
-            "id_type": claims.holder.id_type,
-            "id_number": mask_id_number(claims.holder.id_type, claims.holder.id_number),
+            "id_type": id_type,
+            "id_number": mask_id_number(id_type, claims.holder.id_number),
         },
         "fields": [
             {
@@ -91,10 +98,11 @@ def _certificate(report: VerificationReport) -> dict[str, Any] | None:
                 "label_en": labels.get(name, (name, name))[1],
                 "value": value,
             }
-            for name, value in claims.fields.items()
+            for name, value in zip(names, claims.fields, strict=False)
+            if value is not None
         ],
         "issued_at": _from_epoch(claims.issued_at),
-        "valid_from": _from_epoch(claims.not_before),
+        "valid_from": _from_epoch(claims.valid_from),
         "valid_until": _from_epoch(claims.expires),
         "status": None
         if report.status is None

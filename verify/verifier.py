@@ -117,7 +117,7 @@ class Verifier:
 
         # Step 6: validity window, with leeway for clock skew.
         latest_acceptable = (now + self._leeway).timestamp()
-        if claims.not_before > latest_acceptable or claims.issued_at > latest_acceptable:
+        if claims.valid_from > latest_acceptable or claims.issued_at > latest_acceptable:
             return replace(signed, code="NOT_YET_VALID", detail="the certificate is not valid yet")
         if claims.expires is not None and claims.expires <= (now - self._leeway).timestamp():
             return replace(signed, code="EXPIRED", detail="the certificate's validity has ended")
@@ -159,6 +159,8 @@ class Verifier:
             code=certificate_type.code,
             name_zh=certificate_type.name_zh,
             name_en=certificate_type.name_en,
+            holder_id_type=certificate_type.holder_id_type,
+            qr_fields=tuple(certificate_type.qr_fields),
             labels=field_labels(certificate_type),
         )
 
