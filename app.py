@@ -65,7 +65,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         ConfigurationError: missing key passphrase outside debug/testing, or bad settings.
     """
     app = Flask(__name__, instance_path=os.environ.get("ECERT_INSTANCE_PATH") or None)
-    app.config.from_mapping(MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES, JSON_AS_ASCII=False)
+    app.config.from_mapping(MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES)
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.json.sort_keys = False  # type: ignore[attr-defined]
     if config:
         app.config.update(config)
     insecure_ok = bool(app.debug or app.testing or os.environ.get("FLASK_DEBUG") == "1")

@@ -24,7 +24,7 @@ from typing import Any, Final
 
 import jwt
 
-from signing.algorithms import ALGORITHMS, Algorithm, PrivateKey, algorithm_of
+from signing.algorithms import ALGORITHMS, PrivateKey, algorithm_of
 from signing.errors import TokenFormatError
 
 TOKEN_TYPE: Final = "ecert"  # noqa: S105 - the typ header value
@@ -150,7 +150,3 @@ def _parse_header(members: dict[str, Any]) -> Header:
         raise TokenFormatError("TYP_INVALID", f"typ must be {TOKEN_TYPE!r}")
     return Header(alg=alg, kid=kid, typ=typ)
 
-
-def header_algorithm(header: Header) -> Algorithm:
-    """The header's ``alg``, already known to be one of :data:`ALGORITHMS`."""
-    return next(a for a in ALGORITHMS if a == header.alg)
