@@ -7,6 +7,7 @@ zero-width or bidi-override characters are the tools of look-alike forgeries.
 
 from __future__ import annotations
 
+import math
 import unicodedata
 from typing import Any
 
@@ -39,4 +40,6 @@ def clean_tree(value: Any, path: str, errors: list[FieldError]) -> Any:
         return {clean_tree(k, path, errors): clean_tree(v, f"{path}/{k}", errors) for k, v in value.items()}
     if isinstance(value, list):
         return [clean_tree(item, f"{path}/{i}", errors) for i, item in enumerate(value)]
+    if isinstance(value, float) and not math.isfinite(value):
+        errors.append(FieldError(field=path, message="not a finite number"))
     return value

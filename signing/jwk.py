@@ -64,13 +64,23 @@ def load_public_jwk(jwk: dict[str, Any]) -> PublicKey:
     Raises:
         KeyStorageError: the JWK is not an Ed25519 or P-256 public key.
     """
+    if not isinstance(jwk, dict):
+        raise KeyStorageError("a public JWK is a JSON object")
+    key: PublicKey
     try:
         if jwk.get("kty") == "OKP" and jwk.get("crv") == "Ed25519":
-            return ed25519.Ed25519PublicKey.from_public_bytes(b64url_decode(jwk["x"]))
-        if jwk.get("kty") == "EC" and jwk.get("crv") == "P-256":
+            key = ed25519.Ed25519PublicKey.from_public_bytes(b64url_decode(jwk["x"]))
+        elif jwk.get("kty") == "EC" and jwk.get("crv") == "P-256":
             x = int.from_bytes(b64url_decode(jwk["x"]), "big")
             y = int.from_bytes(b64url_decode(jwk["y"]), "big")
-            return ec.EllipticCurvePublicNumbers(x, y, ec.SECP256R1()).public_key()
-    except (KeyError, ValueError, TypeError) as error:
+            key = ec.EllipticCurvePublicNumbers(x, y, ec.SECP256R1()).public_key()
+        else:
+            raise KeyStorageError("public JWK is neither Ed25519 nor P-256")
+    except (KeyError, ValueError, TypeError, AttributeError) as error:
         raise KeyStorageError(f"unreadable public JWK: {error}") from error
-    raise KeyStorageError("public JWK is neither Ed25519 nor P-256")
+    # One spelling per key: padding, '+/', short or over-long coordinates and values
+    # beyond the field size all decode to some key, but only the canonical form is accepted.
+    canonical = public_jwk(key)
+    if any(jwk.get(member) != value for member, value in canonical.items()):
+        raise KeyStorageError("public JWK is not in canonical form")
+    return key

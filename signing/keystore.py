@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from signing.algorithms import PrivateKey, algorithm_of
-from signing.errors import KeyStorageError
+from signing.errors import KeyStorageError, UnsupportedAlgorithm
 
 SCRYPT_N = 2**15
 SCRYPT_R = 8
@@ -58,7 +58,10 @@ def decrypt_private_key(pem: bytes, kid: str, passphrase: str) -> PrivateKey:
     except (ValueError, TypeError) as error:
         # The library's message may echo structure of the key; keep ours generic.
         raise KeyStorageError("private key could not be decrypted (wrong ECERT_KEY_PASSPHRASE?)") from error
-    algorithm_of(key)  # type: ignore[arg-type]
+    try:
+        algorithm_of(key)  # type: ignore[arg-type]
+    except UnsupportedAlgorithm as error:
+        raise KeyStorageError(f"stored key is of a type ecert does not use: {error}") from error
     return key  # type: ignore[return-value]
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, Final
@@ -121,10 +122,20 @@ def _refuse_constant(name: str) -> Any:
     raise TokenFormatError("MALFORMED", f"{name} is not JSON")
 
 
+def _finite_float(text: str) -> float:
+    # json reads 1e400 as infinity; a certificate never holds a non-finite number.
+    value = float(text)
+    if not math.isfinite(value):
+        raise TokenFormatError("MALFORMED", "a number is out of range")
+    return value
+
+
 def _parse_object(raw: bytes, name: str) -> dict[str, Any]:
     try:
         text = raw.decode("utf-8")
-        value = json.loads(text, object_pairs_hook=_refuse_duplicates, parse_constant=_refuse_constant)
+        value = json.loads(
+            text, object_pairs_hook=_refuse_duplicates, parse_constant=_refuse_constant, parse_float=_finite_float
+        )
     except TokenFormatError:
         raise
     except (UnicodeDecodeError, ValueError, RecursionError) as error:
