@@ -46,6 +46,7 @@ HTTP_STATUS: Mapping[str, int] = {
     "VALIDATION_FAILED": 422,
     "NOT_IMPLEMENTED": 501,
     "REGION_NOT_INITIALISED": 503,
+    "KEY_STORAGE": 503,
 }
 
 # Werkzeug's HTTP errors, named as stable codes.
@@ -140,6 +141,11 @@ def _register_error_handlers(app: Flask) -> None:
         return response
 
     @app.errorhandler(SigningError)
+    def signing_error(error: SigningError) -> Response:
+        # e.g. KEY_STORAGE: the deployment's passphrase does not open its keys.
+        log.error("signing failed: %s: %s", error.code, error)
+        return from_code(error.code, "the service cannot sign right now")
+
     @app.errorhandler(ConfigurationError)
     @app.errorhandler(Exception)
     def unexpected(error: Exception) -> Response:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import click
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from deployment import ConfigurationError
 from registry.errors import InvalidInput, RegistryError
@@ -49,16 +50,20 @@ def reporting(command: Callable[..., Outcome]) -> Callable[..., None]:
     def wrapper(*args: Any, as_json: bool, **kwargs: Any) -> None:
         try:
             outcome = command(*args, **kwargs)
+        except (OperationalError, ProgrammingError) as error:
+            # Missing tables or an unreachable server: say what to do, not the SQL.
+            _fail(
+                as_json,
+                "DATABASE_NOT_READY",
+                f"the database is not usable ({type(error.orig).__name__}); "
+                "is ECERT_DATABASE_URL right, and has `flask --app app db upgrade` run?",
+            )
         except _EXPECTED as error:
             code = getattr(error, "code", "ERROR")
             detail = getattr(error, "detail", None) or str(error)
             if isinstance(error, InvalidInput) and error.errors:
                 detail += ": " + "; ".join(f"{e.field}: {e.message}" for e in error.errors)
-            detail = " ".join(detail.split())
-            if as_json:
-                click.echo(json.dumps({"error": code, "detail": detail}, ensure_ascii=False))
-            click.echo(f"error: {code}: {detail}", err=True)
-            sys.exit(1)
+            _fail(as_json, code, detail)
         if as_json:
             click.echo(json.dumps(outcome.result, ensure_ascii=False))
         else:
@@ -68,3 +73,11 @@ def reporting(command: Callable[..., Outcome]) -> Callable[..., None]:
             sys.exit(outcome.exit_code)
 
     return wrapper
+
+
+def _fail(as_json: bool, code: str, detail: str) -> None:
+    detail = " ".join(detail.split())
+    if as_json:
+        click.echo(json.dumps({"error": code, "detail": detail}, ensure_ascii=False))
+    click.echo(f"error: {code}: {detail}", err=True)
+    sys.exit(1)
