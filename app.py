@@ -19,7 +19,7 @@ from flask_migrate import Migrate
 from werkzeug.exceptions import HTTPException
 
 from deployment import ConfigurationError, Deployment, Settings, ensure_sqlite_folder
-from registry.errors import InvalidInput, RegistryError
+from registry.errors import InvalidInput, NotAuthenticated, RegistryError
 from registry.models import Base
 from signing.errors import SigningError
 from verify.errors import VerifyError
@@ -121,7 +121,10 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(RegistryError)
     def registry_error(error: RegistryError) -> Response:
-        return from_code(error.code, error.detail)
+        response = from_code(error.code, error.detail)
+        if isinstance(error, NotAuthenticated):
+            response.headers["WWW-Authenticate"] = 'Bearer realm="ecert"'
+        return response
 
     @app.errorhandler(HttpProblem)
     def http_problem(error: HttpProblem) -> Response:

@@ -69,10 +69,10 @@ class Settings:
                 )
             log.warning("ECERT_KEY_PASSPHRASE is not set; using the insecure development passphrase")
             passphrase = INSECURE_DEVELOPMENT_PASSPHRASE
-        try:
-            leeway = timedelta(seconds=int(get("ECERT_VERIFY_LEEWAY_SECONDS", "60") or 60))
-        except ValueError as error:
-            raise ConfigurationError("ECERT_VERIFY_LEEWAY_SECONDS must be a whole number of seconds") from error
+        leeway_text = get("ECERT_VERIFY_LEEWAY_SECONDS", "60") or "60"
+        if not leeway_text.isdigit() or int(leeway_text) > 3600:
+            raise ConfigurationError("ECERT_VERIFY_LEEWAY_SECONDS must be a whole number of seconds from 0 to 3600")
+        leeway = timedelta(seconds=int(leeway_text))
         return cls(
             database_url=get("ECERT_DATABASE_URL", default_db) or default_db,
             public_url=(get("ECERT_PUBLIC_URL", DEFAULT_PUBLIC_URL) or DEFAULT_PUBLIC_URL).rstrip("/"),

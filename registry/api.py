@@ -17,6 +17,7 @@ from registry.offices import COMPROMISED
 from registry.regions import current_region
 from registry.requests import parse_issuance_request, request_digest
 from registry.status import Status, change_status
+from registry.times import iso_utc
 from web.context import calling_office, db, deployment, json_body, now, office_actor
 from web.problems import HttpProblem
 
@@ -87,7 +88,7 @@ def status(certificate_id: str) -> Response:
         raise InvalidInput("the request body must be a JSON object")
     session = db()
     found = get_office_certificate(session, office, certificate_id)
-    errors = []
+    errors = [FieldError(name, "unknown member") for name in sorted(set(body) - {"status", "reason"})]
     new_status = None
     try:
         requested = body.get("status")
@@ -135,9 +136,9 @@ def certificate_resource(found: Certificate, region: Region) -> dict[str, Any]:
             "id_number": mask_id_number(found.holder_id_type, found.holder_id_number),
         },
         "fields": found.fields,
-        "valid_from": found.valid_from.isoformat(),
-        "valid_until": None if found.valid_until is None else found.valid_until.isoformat(),
-        "issued_at": found.issued_at.isoformat(),
+        "valid_from": iso_utc(found.valid_from),
+        "valid_until": None if found.valid_until is None else iso_utc(found.valid_until),
+        "issued_at": iso_utc(found.issued_at),
         "kid": found.kid,
         "token": found.token,
         "qr_text": f"{region.public_url}/v#{found.token}",
@@ -146,7 +147,7 @@ def certificate_resource(found: Certificate, region: Region) -> dict[str, Any]:
                 "from": Status(c.from_status).name,
                 "to": Status(c.to_status).name,
                 "reason": c.reason,
-                "at": c.changed_at.isoformat(),
+                "at": iso_utc(c.changed_at),
             }
             for c in found.history
         ],

@@ -73,11 +73,7 @@ class CertificateClaims:
         if not isinstance(holder, dict) or set(holder) != {"n", "i"}:
             raise TokenFormatError("MALFORMED", "claim h must be an object with n and i")
         fields = payload.get("f", [])
-        if (
-            not isinstance(fields, list)
-            or len(fields) > MAX_QR_FIELDS
-            or not all(_is_field_value(v) for v in fields)
-        ):
+        if not isinstance(fields, list) or len(fields) > MAX_QR_FIELDS or not all(_is_field_value(v) for v in fields):
             raise TokenFormatError("MALFORMED", "claim f must be a short array of strings, numbers and nulls")
         return cls(
             region=_string(payload, "iss"),

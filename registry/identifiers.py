@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 from typing import Final
@@ -26,6 +27,11 @@ RESIDENT_ID: Final = "RIC"
 ID_TYPES: Final = (CREDIT_CODE, RESIDENT_ID)
 
 SERIAL_LENGTH: Final = 13
+_CREDIT_CODE: Final = re.compile(r"[0-9A-HJ-NP-RTUWXY]{2}[0-9]{6}[0-9A-HJ-NP-RTUWXY]{10}")
+_IDENTIFIER: Final = re.compile(
+    r"(?P<type>[A-Z0-9]{1,8})\.(?P<office>[0-9A-Z]{18})\.(?P<serial>[0-9A-HJKMNP-TV-Z]{13})"
+    r"\.(?P<version>[0-9]{2})\.(?P<check>[0-9A-Z])"
+)
 _CROCKFORD: Final = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
@@ -40,10 +46,19 @@ def normalise_credit_code(code: str) -> str:
         IdentifierError: wrong length, characters outside GB 32100's alphabet, or a bad
             check character.
     """
-    try:
-        return str(uscc.validate(code))
-    except ValidationError as error:
-        raise IdentifierError(f"not a valid unified social credit code: {error}") from error
+    compact = "".join(code.split()).upper()
+    # GB 32100 §4: registration authority (1-9, A, N, Y, ...), organisation category,
+    # 6-digit GB/T 2260 region, 9-character organisation code, check character; the
+    # alphabet omits I, O, S, V and Z. (python-stdnum's validate() insists on digits in
+    # the first two places, which refuses genuine codes such as Y1..., so only its check
+    # character calculation is used.)
+    if not _CREDIT_CODE.fullmatch(compact):
+        raise IdentifierError(
+            "not a valid unified social credit code: 18 characters of 0-9 and A-Y without I, O, S, V, Z"
+        )
+    if compact[-1] != uscc.calc_check_digit(compact):
+        raise IdentifierError("not a valid unified social credit code: the check character does not match")
+    return compact
 
 
 def normalise_resident_id(number: str) -> str:
@@ -109,19 +124,17 @@ class CertificateId:
         Raises:
             IdentifierError: wrong structure or check character.
         """
-        parts = text.split(".")
-        if len(parts) != 5:
-            raise IdentifierError("a certificate identifier has 5 dot-separated parts")
-        type_code, office_code, serial, version, check = parts
-        if not (type_code.isascii() and type_code.isalnum() and type_code.isupper() and 1 <= len(type_code) <= 8):
-            raise IdentifierError("bad certificate type code in identifier")
-        if len(serial) != SERIAL_LENGTH or any(c not in _CROCKFORD for c in serial):
-            raise IdentifierError("bad serial in identifier")
-        if len(version) != 2 or not version.isdigit():
-            raise IdentifierError("bad version in identifier")
-        normalise_credit_code(office_code)
-        parsed = cls(type_code=type_code, office_code=office_code, serial=serial, version=version)
-        if str(parsed) != text or check != _check_character(text.rsplit(".", 1)[0]):
+        # The pattern admits only canonical ASCII spellings, so the check below sees
+        # nothing but characters of ISO 7064's alphabet.
+        match = _IDENTIFIER.fullmatch(text)
+        if match is None:
+            raise IdentifierError("not a certificate identifier: TYPE.CREDITCODE.SERIAL.VERSION.CHECK")
+        if normalise_credit_code(match["office"]) != match["office"]:
+            raise IdentifierError("bad office code in identifier")
+        parsed = cls(
+            type_code=match["type"], office_code=match["office"], serial=match["serial"], version=match["version"]
+        )
+        if match["check"] != _check_character(text.rsplit(".", 1)[0]):
             raise IdentifierError("identifier check character does not match")
         return parsed
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -19,7 +19,9 @@ from registry.regions import current_region
 from registry.requests import IssuanceRequest
 from registry.status import Status
 from signing.keystore import KeyRing
-from signing.tokens import encode_token
+from signing.tokens import MAX_TOKEN_LENGTH, encode_token
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,10 @@ def issue_certificate(
         fields=tuple(request.fields.get(name) for name in certificate_type.qr_fields),
     )
     token = _sign(keyring, key, claims)
+    if len(token) > MAX_TOKEN_LENGTH:
+        # Refuse now rather than hand out a certificate that can never verify.
+        qr = [FieldError(f"fields/{name}", "too long for the QR code") for name in certificate_type.qr_fields]
+        raise InvalidInput("the certificate's signed data is too large for its QR code", qr)
     certificate = Certificate(
         id=certificate_id,
         type_code=certificate_type.code,
@@ -142,6 +148,8 @@ def _validate(
     valid_until = request.valid_until
     if valid_until is None and certificate_type.default_validity_days is not None:
         valid_until = valid_from + timedelta(days=certificate_type.default_validity_days)
+    if valid_from < EPOCH:
+        errors.append(FieldError("valid_from", "must not be before 1970-01-01"))
     if valid_until is not None and valid_until <= valid_from:
         errors.append(FieldError("valid_until", "must be later than valid_from"))
     if errors:

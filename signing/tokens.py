@@ -1,8 +1,9 @@
 """ecert tokens: JWS compact serialization (RFC 7515) with a JSON payload.
 
 Signing goes through PyJWT. Reading goes through :func:`parse_token`, a strict parser
-that accepts exactly one spelling of each token, so that no two different strings
-verify as the same certificate and no parser differential can be exploited:
+that accepts exactly one spelling of each header and payload, so that no parser
+differential can be exploited (an ECDSA signature stays malleable, (r, n-s); that is
+why the registry matches tokens on their signed bytes, never on the signature):
 
 * exactly three segments, each canonical unpadded base64url (RFC 7515 §2: no padding,
   no whitespace, no ``+``/``/``, zero trailing bits);
@@ -160,4 +161,3 @@ def _parse_header(members: dict[str, Any]) -> Header:
     if typ != TOKEN_TYPE:
         raise TokenFormatError("TYP_INVALID", f"typ must be {TOKEN_TYPE!r}")
     return Header(alg=alg, kid=kid, typ=typ)
-

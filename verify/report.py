@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from registry.claims import CertificateClaims
 from registry.identifiers import CertificateId, mask_id_number
 from registry.status import Status
+from registry.times import iso_from_epoch, iso_utc
 from verify.codes import REASONS, Verdict
 from verify.trust import TrustedKey, TrustedRegion
 
@@ -48,14 +49,6 @@ class VerificationReport:
         return self.verdict is Verdict.VALID
 
 
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _from_epoch(seconds: int | None) -> str | None:
-    return None if seconds is None else iso(datetime.fromtimestamp(seconds, UTC))
-
-
 def answer(report: VerificationReport) -> dict[str, Any]:
     """The JSON answer for API, CLI and page: only what a verifier needs, IDs masked."""
     english, chinese = REASONS.get(report.code, (report.detail, report.detail))
@@ -66,7 +59,7 @@ def answer(report: VerificationReport) -> dict[str, Any]:
         "detail": report.detail,
         "certificate": _certificate(report),
         "issuer": _issuer(report),
-        "checked_at": iso(report.checked_at),
+        "checked_at": iso_utc(report.checked_at),
     }
 
 
@@ -101,9 +94,9 @@ def _certificate(report: VerificationReport) -> dict[str, Any] | None:
             for name, value in zip(names, claims.fields, strict=False)
             if value is not None
         ],
-        "issued_at": _from_epoch(claims.issued_at),
-        "valid_from": _from_epoch(claims.valid_from),
-        "valid_until": _from_epoch(claims.expires),
+        "issued_at": iso_from_epoch(claims.issued_at),
+        "valid_from": iso_from_epoch(claims.valid_from),
+        "valid_until": iso_from_epoch(claims.expires),
         "status": None
         if report.status is None
         else {"code": report.status.value, "name": report.status.name, "name_zh": report.status.name_zh},
