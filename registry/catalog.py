@@ -58,12 +58,19 @@ def field_errors(certificate_type: CertificateType, fields: dict[str, Any]) -> l
     """Every way ``fields`` break the type's JSON Schema, as field errors (empty if none)."""
     validator = Draft202012Validator(certificate_type.fields_schema, format_checker=FormatChecker())
     errors = []
-    for error in sorted(validator.iter_errors(fields), key=lambda e: list(e.absolute_path)):
-        path = "/".join(str(p) for p in error.absolute_path)
+    for error in sorted(validator.iter_errors(fields), key=lambda e: [str(p) for p in e.absolute_path]):
+        path = "/".join(["fields", *(str(p) for p in error.absolute_path)])
         if error.validator == "required":
             missing = error.message.split("'")[1] if "'" in error.message else ""
-            path = f"{path}/{missing}".strip("/")
-        errors.append(FieldError(field=f"fields/{path}".rstrip("/"), message=error.message))
+            errors.append(FieldError(field=f"{path}/{missing}", message=error.message))
+        elif error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            known = set(error.schema.get("properties", {}))
+            errors.extend(
+                FieldError(field=f"{path}/{name}", message=f"{name!r} is not a field of this certificate type")
+                for name in sorted(set(error.instance) - known)
+            )
+        else:
+            errors.append(FieldError(field=path, message=error.message))
     return errors
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 from flask import current_app
+from flask.cli import AppGroup, with_appcontext
 
 from console import Outcome, cli_actor, reporting
 from deployment import Deployment
@@ -17,7 +18,7 @@ def _deployment() -> Deployment:
     return current_app.extensions["ecert"]  # type: ignore[no-any-return]
 
 
-@click.group("region")
+@click.group("region", cls=AppGroup)
 def region_group() -> None:
     """This deployment's region."""
 
@@ -63,7 +64,7 @@ def _region_outcome(code: str, name: str, url: str, fingerprint: str, verb: str 
     return Outcome({"code": code, "name": name, "public_url": url, "root_fingerprint": fingerprint}, lines)
 
 
-@click.group("office")
+@click.group("office", cls=AppGroup)
 def office_group() -> None:
     """Issuing offices, their keys and API tokens."""
 
@@ -159,6 +160,7 @@ def revoke_tokens_command(code: str) -> Outcome:
 
 
 @click.command("demo")
+@with_appcontext
 @reporting
 def demo_command() -> Outcome:
     """Load a demo region, office and sample certificates when the database is empty."""

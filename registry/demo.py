@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from registry.errors import NotFound
 from registry.issuance import issue_certificate
 from registry.models import Certificate, Office
 from registry.offices import add_office, get_office, issue_api_token
@@ -107,7 +108,12 @@ def load_demo(session: Session, keyring: KeyRing, *, public_url: str, now: datet
             )
         created = True
     else:
-        office = get_office(session, DEMO_OFFICE_CODE)
+        try:
+            office = get_office(session, DEMO_OFFICE_CODE)
+        except NotFound as error:
+            raise NotFound(
+                "the database holds a region that the demo did not create; the demo only loads into an empty database"
+            ) from error
         token = issue_api_token(session, office, now=now, actor=actor)
         created = False
     return Demo(

@@ -29,7 +29,7 @@ ID_TYPES: Final = (CREDIT_CODE, RESIDENT_ID)
 SERIAL_LENGTH: Final = 13
 _CREDIT_CODE: Final = re.compile(r"[0-9A-HJ-NP-RTUWXY]{2}[0-9]{6}[0-9A-HJ-NP-RTUWXY]{10}")
 _IDENTIFIER: Final = re.compile(
-    r"(?P<type>[A-Z0-9]{1,8})\.(?P<office>[0-9A-Z]{18})\.(?P<serial>[0-9A-HJKMNP-TV-Z]{13})"
+    r"(?P<type>(?=[A-Z0-9]{0,7}[A-Z])[A-Z0-9]{1,8})\.(?P<office>[0-9A-Z]{18})\.(?P<serial>[0-9A-HJKMNP-TV-Z]{13})"
     r"\.(?P<version>[0-9]{2})\.(?P<check>[0-9A-Z])"
 )
 _CROCKFORD: Final = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -97,6 +97,22 @@ def mask_id_number(id_type: str, number: str) -> str:
     if len(number) <= 8:
         return "*" * len(number)
     return number[:4] + "*" * (len(number) - 8) + number[-4:]
+
+
+_RESIDENT_ID_LIKE: Final = re.compile(r"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9A-Za-z])")
+
+
+def mask_resident_ids_in_text(text: str) -> str:
+    """``text`` with every valid resident ID number in it masked (free text such as a
+    status reason must not carry a full personal ID into records and audit trails)."""
+
+    def mask(match: re.Match[str]) -> str:
+        number = match.group(0)
+        if not ric.is_valid(number):
+            return number
+        return mask_id_number(RESIDENT_ID, number.upper())
+
+    return _RESIDENT_ID_LIKE.sub(mask, text)
 
 
 @dataclass(frozen=True)

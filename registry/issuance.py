@@ -68,7 +68,9 @@ def issue_certificate(
         KeyStorageError: the key cannot be decrypted.
     """
     if idempotency_key is not None:
-        existing = find_by_idempotency_key(session, office, idempotency_key, digest or "")
+        if digest is None:
+            raise ValueError("an Idempotency-Key needs the request's digest")
+        existing = find_by_idempotency_key(session, office, idempotency_key, digest)
         if existing is not None:
             return Issued(existing, replayed=True)
     try:

@@ -58,8 +58,8 @@ def init_region(
     if not name:
         errors.append(FieldError("name", "the region needs a name"))
     url = urlsplit(public_url)
-    if url.scheme not in ("http", "https") or not url.netloc or url.query or url.fragment:
-        errors.append(FieldError("public_url", "an http(s) URL without query or fragment is required"))
+    if url.scheme not in ("http", "https") or not url.hostname or url.query or url.fragment or url.username:
+        errors.append(FieldError("public_url", "an http(s) URL without credentials, query or fragment is required"))
     if errors:
         raise InvalidInput("the region cannot be created", errors)
     root = generate_private_key("EdDSA")

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from registry import audit
 from registry.errors import FieldError, InvalidInput, StatusTransitionRefused
+from registry.identifiers import mask_resident_ids_in_text
 from registry.models import Certificate, StatusChange
 from registry.text import clean_text
 
@@ -72,7 +73,7 @@ def change_status(
         StatusTransitionRefused: the lifecycle does not allow the change.
     """
     try:
-        reason = clean_text(reason)
+        reason = mask_resident_ids_in_text(clean_text(reason))
     except ValueError as error:
         raise InvalidInput("bad reason", [FieldError("reason", str(error))]) from error
     if not reason or len(reason) > MAX_REASON_LENGTH:

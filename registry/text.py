@@ -13,7 +13,9 @@ from typing import Any
 
 from registry.errors import FieldError
 
-_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co"})
+# Control, format, surrogate, private-use and unassigned characters, and the line and
+# paragraph separators (which print as line breaks inside a name).
+_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 
 
 def clean_text(value: str) -> str:

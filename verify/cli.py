@@ -6,6 +6,7 @@ import json
 
 import click
 from flask import current_app
+from flask.cli import with_appcontext
 
 from console import Outcome, reporting
 from deployment import Deployment
@@ -15,6 +16,7 @@ from verify.verifier import Verifier
 
 @click.command("verify")
 @click.argument("token")
+@with_appcontext
 @reporting
 def verify_command(token: str) -> Outcome:
     """Verify a token (or a QR text ``<URL>/v#<token>``). Exits 1 unless VALID."""
