@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from registry.database import make_engine, make_session_factory
+from registry.database import is_sqlite, make_engine, make_session_factory
 from signing.keystore import KeyRing
 
 log = logging.getLogger(__name__)
@@ -89,6 +89,12 @@ class Deployment:
         self.settings = settings
         self.engine: Engine = make_engine(settings.database_url)
         self.sessions: sessionmaker[Session] = make_session_factory(self.engine)
+        # Sessions that only read (verification, lookups). PostgreSQL shares the
+        # engine; SQLite gets deferred transactions so readers never queue on writers.
+        self.read_engine: Engine = (
+            make_engine(settings.database_url, for_writing=False) if is_sqlite(settings.database_url) else self.engine
+        )
+        self.read_sessions: sessionmaker[Session] = make_session_factory(self.read_engine)
         self.keyring = KeyRing(settings.key_passphrase)
         self.clock = clock
 
@@ -104,8 +110,18 @@ class Deployment:
         finally:
             session.close()
 
+    @contextmanager
+    def read_session(self) -> Iterator[Session]:
+        """A session for work that only reads; never commit it."""
+        session = self.read_sessions()
+        try:
+            yield session
+        finally:
+            session.close()
+
     def dispose(self) -> None:
         self.engine.dispose()
+        self.read_engine.dispose()
 
 
 def ensure_sqlite_folder(database_url: str) -> None:

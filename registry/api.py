@@ -18,7 +18,7 @@ from registry.regions import current_region
 from registry.requests import parse_issuance_request, request_digest
 from registry.status import Status, change_status
 from registry.times import iso_utc
-from web.context import calling_office, db, deployment, json_body, now, office_actor
+from web.context import calling_office, db, deployment, json_body, now, office_actor, read_db
 from web.problems import HttpProblem
 
 blueprint = Blueprint("registry", __name__)
@@ -28,7 +28,7 @@ MAX_IDEMPOTENCY_KEY_LENGTH = 255
 
 @blueprint.get("/api/v1/catalog")
 def catalog() -> Response:
-    return jsonify({"types": [describe(t) for t in list_types(db())]})
+    return jsonify({"types": [describe(t) for t in list_types(read_db())]})
 
 
 @blueprint.post("/api/v1/certificates")
@@ -67,15 +67,16 @@ def issue() -> tuple[Response, int]:
 
 @blueprint.get("/api/v1/certificates/<path:certificate_id>/pdf")
 def certificate_pdf(certificate_id: str) -> Response:
-    office = calling_office()
-    get_office_certificate(db(), office, certificate_id)
+    session = read_db()
+    office = calling_office(session)
+    get_office_certificate(session, office, certificate_id)
     raise HttpProblem("NOT_IMPLEMENTED", "certificate PDFs are not available yet")
 
 
 @blueprint.get("/api/v1/certificates/<path:certificate_id>")
 def certificate(certificate_id: str) -> Response:
-    office = calling_office()
-    session = db()
+    session = read_db()
+    office = calling_office(session)
     found = get_office_certificate(session, office, certificate_id)
     return _certificate_response(found, current_region(session))
 
@@ -107,7 +108,7 @@ def status(certificate_id: str) -> Response:
 
 @blueprint.get("/.well-known/jwks.json")
 def jwks() -> Response:
-    keys = db().scalars(select(SigningKey).where(SigningKey.state != COMPROMISED).order_by(SigningKey.created_at))
+    keys = read_db().scalars(select(SigningKey).where(SigningKey.state != COMPROMISED).order_by(SigningKey.created_at))
     response = jsonify({"keys": [{**k.public_jwk, "kid": k.kid, "alg": k.algorithm, "use": "sig"} for k in keys]})
     response.headers["Cache-Control"] = "public, max-age=300"
     return response

@@ -10,12 +10,20 @@ from sqlalchemy.orm import Session, sessionmaker
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
-def make_engine(url: str, **options: Any) -> Engine:
-    """An engine for ``url``; SQLite connections get WAL, foreign keys and a busy timeout."""
-    if url.startswith("sqlite"):
+def is_sqlite(url: str) -> bool:
+    return url.startswith("sqlite")
+
+
+def make_engine(url: str, *, for_writing: bool = True, **options: Any) -> Engine:
+    """An engine for ``url``; SQLite connections get WAL, foreign keys and a busy timeout.
+
+    On SQLite, a writing engine begins every transaction IMMEDIATE (see below); a
+    reading engine begins them deferred, so that under WAL readers never wait for writers.
+    """
+    if is_sqlite(url):
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **options)
         event.listen(engine, "connect", _configure_sqlite)
-        event.listen(engine, "begin", _begin_immediate)
+        event.listen(engine, "begin", _begin_immediate if for_writing else _begin_deferred)
         return engine
     return create_engine(url, pool_pre_ping=True, **options)
 
@@ -35,6 +43,10 @@ def _begin_immediate(connection: Any) -> None:
     # IMMEDIATE takes the write lock at BEGIN, so two writers queue on the busy
     # timeout instead of failing with "database is locked" when one upgrades a read.
     connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _begin_deferred(connection: Any) -> None:
+    connection.exec_driver_sql("BEGIN")
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -9,7 +9,7 @@ from flask import Blueprint, Response, jsonify
 from verify.errors import BadVerificationRequest
 from verify.report import VerificationReport, answer
 from verify.verifier import Verifier
-from web.context import db, deployment, json_body, now
+from web.context import deployment, json_body, now, read_db
 
 blueprint = Blueprint("verify", __name__)
 
@@ -31,7 +31,7 @@ def verify_request(body: Any) -> VerificationReport:
     """
     if not isinstance(body, dict) or len(body) != 1 or not isinstance(next(iter(body.values())), str):
         raise BadVerificationRequest('send {"token": "..."} or {"qr_text": "..."}')
-    verifier = Verifier(db(), now=now(), leeway=deployment().settings.verify_leeway)
+    verifier = Verifier(read_db(), now=now(), leeway=deployment().settings.verify_leeway)
     if "token" in body:
         return verifier.verify(body["token"])
     if "qr_text" in body:

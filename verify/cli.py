@@ -21,7 +21,7 @@ from verify.verifier import Verifier
 def verify_command(token: str) -> Outcome:
     """Verify a token (or a QR text ``<URL>/v#<token>``). Exits 1 unless VALID."""
     deployment: Deployment = current_app.extensions["ecert"]
-    with deployment.session() as session:
+    with deployment.read_session() as session:
         verifier = Verifier(session, now=deployment.now(), leeway=deployment.settings.verify_leeway)
         report = verifier.verify_qr_text(token) if "/v#" in token else verifier.verify(token)
         result = answer(report)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -20,16 +21,24 @@ def deployment() -> Deployment:
 
 
 def db() -> Session:
-    """The request's session. The view commits; teardown closes (rolling back the rest)."""
+    """The request's writing session. The view commits; teardown closes (rolling back the rest)."""
     if "db" not in g:
         g.db = deployment().sessions()
     return g.db  # type: ignore[no-any-return]
 
 
+def read_db() -> Session:
+    """The request's reading session, for views that change nothing."""
+    if "read_db" not in g:
+        g.read_db = deployment().read_sessions()
+    return g.read_db  # type: ignore[no-any-return]
+
+
 def close_db(_error: BaseException | None = None) -> None:
-    session = g.pop("db", None)
-    if session is not None:
-        session.close()
+    for name in ("db", "read_db"):
+        session = g.pop(name, None)
+        if session is not None:
+            session.close()
 
 
 def now() -> datetime:
@@ -39,21 +48,42 @@ def now() -> datetime:
 
 
 def json_body() -> Any:
-    """The request's JSON body.
+    """The request's JSON body, read strictly: UTF-8, no duplicate members, no NaN.
+
+    A duplicate member would let the caller's parser and ours disagree about what was
+    signed, so it is refused rather than resolved.
 
     Raises:
         HttpProblem: 415 if it is not declared JSON, 400 if it does not parse.
     """
     if not request.is_json:
         raise HttpProblem("UNSUPPORTED_MEDIA_TYPE", "send the body as application/json")
-    body = request.get_json(silent=True)
-    if body is None:
-        raise HttpProblem("MALFORMED_JSON", "the body is not valid JSON")
-    return body
+    try:
+        return json.loads(
+            request.get_data(cache=True).decode("utf-8"),
+            object_pairs_hook=_refuse_duplicate_members,
+            parse_constant=_refuse_constant,
+        )
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
+        raise HttpProblem("MALFORMED_JSON", f"the body is not valid UTF-8 JSON: {error}") from error
 
 
-def calling_office() -> Office:
-    """The office whose API token authorises this request.
+def _refuse_duplicate_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    members: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in members:
+            raise ValueError(f"member {name!r} appears more than once")
+        members[name] = value
+    return members
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def calling_office(session: Session | None = None) -> Office:
+    """The office whose API token authorises this request (looked up in ``session``,
+    by default the writing session).
 
     Raises:
         NotAuthenticated: no, malformed, unknown or revoked bearer token.
@@ -62,7 +92,7 @@ def calling_office() -> Office:
     scheme, _, credentials = header.partition(" ")
     if scheme.lower() != "bearer" or not credentials.strip():
         raise NotAuthenticated("an office API token is required: Authorization: Bearer <token>")
-    return authenticate(db(), credentials.strip())
+    return authenticate(session or db(), credentials.strip())
 
 
 def office_actor(office: Office) -> str:

@@ -187,15 +187,44 @@ def test_issue_refuses_an_invalid_request_naming_the_field(client, office, body,
     assert field in error_fields(problem)
 
 
-@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e400"])
-def test_issue_refuses_non_finite_numbers(client, office, session, number):
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity"])
+def test_issue_refuses_json_that_is_not_json(client, office, session, number):
+    """NaN and Infinity are Python's extensions, not JSON (RFC 8259 §6)."""
     body = json.dumps(sample_request("PQ")).replace('"score": 88', f'"score": {number}')
     assert number in body
 
     response = client.post(CERTIFICATES, data=body, content_type="application/json", headers=office.auth)
 
+    assert_problem(response, 400, "MALFORMED_JSON")
+    assert count_certificates(session) == 0
+
+
+def test_issue_refuses_numbers_out_of_range(client, office, session):
+    body = json.dumps(sample_request("PQ")).replace('"score": 88', '"score": 1e400')
+
+    response = client.post(CERTIFICATES, data=body, content_type="application/json", headers=office.auth)
+
     assert error_fields(assert_problem(response, 422, "VALIDATION_FAILED")) == {"fields/score"}
     assert count_certificates(session) == 0
+
+
+@pytest.mark.parametrize(
+    "body",
+    ['{"type": "PQ", "type": "DL"}', '{"holder": {"name": "a", "name": "b"}}'],
+    ids=["top-level", "nested"],
+)
+def test_issue_refuses_duplicate_members(client, office, session, body):
+    """A duplicate would let the caller's parser and ours disagree about what was signed."""
+    response = client.post(CERTIFICATES, data=body, content_type="application/json", headers=office.auth)
+
+    assert "appears more than once" in assert_problem(response, 400, "MALFORMED_JSON")["detail"]
+    assert count_certificates(session) == 0
+
+
+def test_a_null_body_is_json_but_not_a_request(client, office):
+    response = client.post(CERTIFICATES, data="null", content_type="application/json", headers=office.auth)
+
+    assert_problem(response, 422, "VALIDATION_FAILED")
 
 
 @pytest.mark.parametrize("body", [[], "DL", 42], ids=["array", "string", "number"])
