@@ -7,6 +7,7 @@ Two deployments from one checkout differ only by the environment they read.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -70,7 +71,7 @@ class Settings:
             log.warning("ECERT_KEY_PASSPHRASE is not set; using the insecure development passphrase")
             passphrase = INSECURE_DEVELOPMENT_PASSPHRASE
         leeway_text = get("ECERT_VERIFY_LEEWAY_SECONDS", "60") or "60"
-        if not leeway_text.isdigit() or int(leeway_text) > 3600:
+        if not re.fullmatch(r"[0-9]{1,4}", leeway_text) or int(leeway_text) > 3600:
             raise ConfigurationError("ECERT_VERIFY_LEEWAY_SECONDS must be a whole number of seconds from 0 to 3600")
         leeway = timedelta(seconds=int(leeway_text))
         return cls(

@@ -34,7 +34,11 @@ def get_office(session: Session, credit_code: str) -> Office:
     Raises:
         NotFound: no such office.
     """
-    office = session.scalars(select(Office).where(Office.credit_code == credit_code.strip().upper())).first()
+    try:
+        canonical = normalise_credit_code(credit_code)
+    except IdentifierError as error:
+        raise NotFound(f"no office with credit code {credit_code!r}") from error
+    office = session.scalars(select(Office).where(Office.credit_code == canonical)).first()
     if office is None:
         raise NotFound(f"no office with credit code {credit_code!r}")
     return office
@@ -102,6 +106,10 @@ def add_office(
 def _new_signing_key(
     session: Session, keyring: KeyRing, office: Office, algorithm: Algorithm, *, now: datetime, actor: str
 ) -> SigningKey:
+    # Prove the passphrase opens the region's root key before encrypting anything new
+    # with it: a mistyped passphrase must not leave keys under two passphrases.
+    region = current_region(session)
+    keyring.private_key(region.root_kid, lambda: region.root_private_key)
     private = generate_private_key(algorithm)
     kid = key_id(private.public_key())
     key = SigningKey(

@@ -60,7 +60,22 @@ class Verifier:
         self._registry = registry or OwnRegistry(session)
 
     def verify(self, token: str) -> VerificationReport:
-        """Run every check in order; the report names the first that failed."""
+        """Run every check in order; the report names the first that failed.
+
+        If the data a check needs cannot be read (the database is down), the answer is
+        UNDETERMINED: an outage never turns into a wrong INVALID or VALID.
+        """
+        try:
+            return self._checks(token)
+        except SQLAlchemyError:
+            return VerificationReport(
+                verdict=Verdict.UNDETERMINED,
+                code="STATUS_UNAVAILABLE",
+                detail="the registry cannot be read",
+                checked_at=self._now,
+            )
+
+    def _checks(self, token: str) -> VerificationReport:
         now = self._now
         unsigned = VerificationReport(verdict=Verdict.INVALID, code="", detail="", checked_at=now)
 
@@ -127,9 +142,8 @@ class Verifier:
         try:
             record = self._registry.lookup(claims.certificate_id)
         except SQLAlchemyError:
-            return replace(
-                signed, verdict=Verdict.UNDETERMINED, code="STATUS_UNAVAILABLE", detail="the registry cannot be read"
-            )
+            detail = "the registry cannot be read"
+            return replace(signed, verdict=Verdict.UNDETERMINED, code="STATUS_UNAVAILABLE", detail=detail)
         if record is None or record.signing_input != parsed.signing_input:
             return replace(signed, code="NOT_IN_REGISTRY", detail="the issuing registry has no record of this token")
 

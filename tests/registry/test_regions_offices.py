@@ -22,6 +22,7 @@ from registry.offices import (
     active_key,
     add_office,
     authenticate,
+    get_office,
     issue_api_token,
     revoke_api_tokens,
     rotate_key,
@@ -29,7 +30,7 @@ from registry.offices import (
 )
 from registry.regions import current_region, init_region, root_fingerprint
 from signing.errors import KeyStorageError
-from signing.keystore import decrypt_private_key
+from signing.keystore import KeyRing, decrypt_private_key
 from tests.conftest import OFFICE_CODE, PUBLIC_URL, TEST_PASSPHRASE, make_office
 from tests.registry.builders import error_fields
 
@@ -325,3 +326,26 @@ def test_revoked_token_is_refused_and_a_new_one_works(session, clock, office, ot
 def test_revoking_again_revokes_nothing(session, clock, office):
     revoke_api_tokens(session, office.office, now=clock(), actor="test")
     assert revoke_api_tokens(session, office.office, now=clock(), actor="test") == 0
+
+
+def test_a_wrong_passphrase_creates_no_key(session, region, clock):
+    """A mistyped passphrase must not leave keys under two passphrases in one database."""
+    wrong = KeyRing("not-the-deployment-passphrase")
+    with pytest.raises(KeyStorageError, match="could not be decrypted"):
+        add_office(
+            session,
+            wrong,
+            credit_code="11310000MB03195470",
+            name="某局",
+            types=["DL"],
+            algorithm="EdDSA",
+            now=clock(),
+            actor="test",
+        )
+    session.rollback()
+    assert session.scalars(select(SigningKey)).all() == []
+
+
+def test_offices_are_found_by_any_spelling_of_their_code(session, office):
+    spaced = " ".join([office.code[:9], office.code[9:].lower()])
+    assert get_office(session, spaced).id == office.office.id
