@@ -24,6 +24,7 @@ from signing.errors import TokenFormatError
 
 MAX_FIELD_VALUE_LENGTH = 2000
 MAX_QR_FIELDS = 16
+LATEST_TIME = 253402300799  # 9999-12-31T23:59:59Z, the last second a datetime can hold
 FieldValue = str | int | float | None
 
 
@@ -96,7 +97,7 @@ def _string(members: dict[str, Any], name: str) -> str:
 def _time(members: dict[str, Any], name: str) -> int:
     value = members.get(name)
     # bool is an int in Python; a boolean time is malformed.
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**40:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= LATEST_TIME:
         raise TokenFormatError("MALFORMED", f"claim {name} must be a time in whole seconds")
     return value
 

@@ -35,6 +35,7 @@ HEADER_MEMBERS: Final = frozenset({"alg", "kid", "typ"})
 MAX_KID_LENGTH: Final = 64
 
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
+_KID = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_KID_LENGTH}}}")
 
 
 @dataclass(frozen=True)
@@ -156,8 +157,9 @@ def _parse_header(members: dict[str, Any]) -> Header:
     alg, kid, typ = members["alg"], members["kid"], members["typ"]
     if not isinstance(alg, str) or alg not in ALGORITHMS:
         raise TokenFormatError("ALG_NOT_ALLOWED", f"algorithm {alg!r} is not allowed")
-    if not isinstance(kid, str) or not kid or len(kid) > MAX_KID_LENGTH:
-        raise TokenFormatError("MALFORMED", "kid must be a short non-empty string")
+    if not isinstance(kid, str) or not _KID.fullmatch(kid):
+        # Unsigned input that reaches a database lookup: base64url characters only.
+        raise TokenFormatError("MALFORMED", f"kid must be 1 to {MAX_KID_LENGTH} base64url characters")
     if typ != TOKEN_TYPE:
         raise TokenFormatError("TYP_INVALID", f"typ must be {TOKEN_TYPE!r}")
     return Header(alg=alg, kid=kid, typ=typ)

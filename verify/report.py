@@ -49,6 +49,11 @@ class VerificationReport:
         return self.verdict is Verdict.VALID
 
 
+# Signed by a real key but not the registry's: a forgery (leaked key, insider). Its
+# content is not shown beside the verdict, so nobody can read it as a certificate.
+WITHHELD = frozenset({"NOT_IN_REGISTRY"})
+
+
 def answer(report: VerificationReport) -> dict[str, Any]:
     """The JSON answer for API, CLI and page: only what a verifier needs, IDs masked."""
     english, chinese = REASONS.get(report.code, (report.detail, report.detail))
@@ -65,7 +70,7 @@ def answer(report: VerificationReport) -> dict[str, Any]:
 
 def _certificate(report: VerificationReport) -> dict[str, Any] | None:
     claims = report.claims
-    if claims is None:
+    if claims is None or report.code in WITHHELD:
         return None
     ctype = report.certificate_type
     labels = ctype.labels if ctype else {}

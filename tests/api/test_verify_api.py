@@ -13,6 +13,7 @@ import pytest
 from flask.testing import FlaskClient, FlaskCliRunner
 
 from registry.demo import sample_request
+from registry.identifiers import CertificateId
 from tests.verify.conftest import decode_parts, with_signature
 
 ANSWER_MEMBERS = {"verdict", "code", "message", "detail", "certificate", "issuer", "checked_at"}
@@ -95,6 +96,22 @@ def test_tampered_token_is_sig_invalid_without_certificate_data(client: FlaskCli
     assert response.json["certificate"] is None
     assert response.json["issuer"] is None
     assert "李四" not in response.get_data(as_text=True)
+
+
+def test_kid_with_nul_character_is_invalid_on_every_database(client: FlaskClient, office: Any) -> None:
+    header = {"alg": "EdDSA", "kid": "\u0000", "typ": "ecert"}
+    payload = {
+        "iss": "310000",
+        "jti": str(CertificateId.new("DL", office.code)),
+        "iat": 1772352000,
+        "h": {"n": "王小红", "i": "3101**********3526"},
+    }
+
+    response = client.post("/api/v1/verify", json={"token": with_signature(header, payload, bytes(64))})
+
+    assert response.status_code == 200
+    assert response.json["verdict"] == "INVALID"
+    assert response.json["code"] in {"KEY_UNKNOWN", "MALFORMED"}
 
 
 @pytest.mark.parametrize(
