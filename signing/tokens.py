@@ -19,13 +19,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import math
 import re
 from dataclasses import dataclass
 from typing import Any, Final
 
 import jwt
 
+from signing import strict_json
 from signing.algorithms import ALGORITHMS, PrivateKey, algorithm_of
 from signing.errors import TokenFormatError
 
@@ -111,37 +111,14 @@ def _decode_segment(segment: str, name: str) -> bytes:
     return decoded
 
 
-def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    members: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in members:
-            raise TokenFormatError("DUPLICATE_MEMBER", f"JSON member {name!r} appears more than once")
-        members[name] = value
-    return members
-
-
-def _refuse_constant(name: str) -> Any:
-    raise TokenFormatError("MALFORMED", f"{name} is not JSON")
-
-
-def _finite_float(text: str) -> float:
-    # json reads 1e400 as infinity; a certificate never holds a non-finite number.
-    value = float(text)
-    if not math.isfinite(value):
-        raise TokenFormatError("MALFORMED", "a number is out of range")
-    return value
-
-
 def _parse_object(raw: bytes, name: str) -> dict[str, Any]:
     try:
-        text = raw.decode("utf-8")
-        value = json.loads(
-            text, object_pairs_hook=_refuse_duplicates, parse_constant=_refuse_constant, parse_float=_finite_float
-        )
-    except TokenFormatError:
-        raise
-    except (UnicodeDecodeError, ValueError, RecursionError) as error:
-        raise TokenFormatError("MALFORMED", f"{name} is not UTF-8 JSON") from error
+        value = strict_json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise TokenFormatError("MALFORMED", f"{name} is not UTF-8") from error
+    except strict_json.StrictJsonError as error:
+        code = "DUPLICATE_MEMBER" if error.duplicate else "MALFORMED"
+        raise TokenFormatError(code, f"{name}: {error}") from error
     if not isinstance(value, dict):
         raise TokenFormatError("MALFORMED", f"{name} is not a JSON object")
     return value

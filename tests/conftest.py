@@ -7,8 +7,6 @@ ECERT_REQUIRE_POSTGRES=1 an unreachable server fails the run instead of skipping
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,7 +15,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
 from app import create_app
@@ -26,6 +24,7 @@ from registry.models import Base, Office
 from registry.offices import add_office
 from registry.regions import init_region
 from signing.keystore import KeyRing
+from tests.databases import empty_postgres_database
 
 TEST_PASSPHRASE = "test-passphrase-not-for-production"
 PUBLIC_URL = "https://ecert.sh.example"
@@ -51,34 +50,10 @@ class FixedClock:
 # ---------------------------------------------------------------- databases
 
 
-def _postgres_url() -> str | None:
-    return os.environ.get("ECERT_TEST_POSTGRES_URL") or None
-
-
 @pytest.fixture(scope="session")
 def postgres_server_url() -> Iterator[str]:
     """A fresh PostgreSQL database for this test session, dropped afterwards."""
-    base = _postgres_url()
-    if base is None:
-        if os.environ.get("ECERT_REQUIRE_POSTGRES") == "1":
-            pytest.fail("ECERT_REQUIRE_POSTGRES=1 but ECERT_TEST_POSTGRES_URL is not set")
-        pytest.skip("PostgreSQL tests off: set ECERT_TEST_POSTGRES_URL")
-    url = make_url(base)
-    name = f"ecert_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as error:
-        if os.environ.get("ECERT_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"PostgreSQL is required but unreachable at {url.render_as_string()}: {error}")
-        pytest.skip(f"PostgreSQL unreachable: {error}")
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    yield from empty_postgres_database("ecert_test")
 
 
 @pytest.fixture(scope="session")

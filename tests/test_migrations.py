@@ -6,9 +6,7 @@ Runs on a fresh SQLite file and on a fresh, empty PostgreSQL database (not the
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,40 +17,13 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask import Flask
-from sqlalchemy import Engine, create_engine, inspect, make_url, text
+from sqlalchemy import Engine, inspect, make_url, text
 
 from app import create_app
 from registry.models import Base
+from tests.databases import empty_postgres_database
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
-
-
-def _require_postgres_or_skip(reason: str) -> None:
-    if os.environ.get("ECERT_REQUIRE_POSTGRES") == "1":
-        pytest.fail(f"ECERT_REQUIRE_POSTGRES=1: {reason}")
-    pytest.skip(reason)
-
-
-def _empty_postgres_database() -> Iterator[str]:
-    """A new, empty database on the ECERT_TEST_POSTGRES_URL server, dropped afterwards."""
-    base = os.environ.get("ECERT_TEST_POSTGRES_URL")
-    if not base:
-        _require_postgres_or_skip("PostgreSQL tests off: set ECERT_TEST_POSTGRES_URL")
-    url = make_url(base)
-    name = f"ecert_migrate_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as error:
-        admin.dispose()
-        _require_postgres_or_skip(f"PostgreSQL unreachable at {url.render_as_string()}: {error}")
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -60,7 +31,7 @@ def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'migrated.db'}"
     else:
-        yield from _empty_postgres_database()
+        yield from empty_postgres_database("ecert_migrate")
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
@@ -13,6 +12,7 @@ from deployment import Deployment
 from registry.errors import NotAuthenticated
 from registry.models import Office
 from registry.offices import authenticate
+from signing import strict_json
 from web.problems import HttpProblem
 
 
@@ -59,26 +59,11 @@ def json_body() -> Any:
     if not request.is_json:
         raise HttpProblem("UNSUPPORTED_MEDIA_TYPE", "send the body as application/json")
     try:
-        return json.loads(
-            request.get_data(cache=True).decode("utf-8"),
-            object_pairs_hook=_refuse_duplicate_members,
-            parse_constant=_refuse_constant,
-        )
-    except (UnicodeDecodeError, ValueError, RecursionError) as error:
-        raise HttpProblem("MALFORMED_JSON", f"the body is not valid UTF-8 JSON: {error}") from error
-
-
-def _refuse_duplicate_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    members: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in members:
-            raise ValueError(f"member {name!r} appears more than once")
-        members[name] = value
-    return members
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
+        return strict_json.loads(request.get_data(cache=True).decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise HttpProblem("MALFORMED_JSON", "the body is not UTF-8") from error
+    except strict_json.StrictJsonError as error:
+        raise HttpProblem("MALFORMED_JSON", f"the body is not strict JSON: {error}") from error
 
 
 def calling_office(session: Session | None = None) -> Office:

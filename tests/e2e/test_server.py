@@ -21,16 +21,15 @@ import sys
 import time
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, make_url, text
 
 from registry.demo import sample_request
+from tests.databases import empty_postgres_database
 
 pytestmark = pytest.mark.e2e
 
@@ -208,34 +207,6 @@ class LiveDeployment:
 # ---------------------------------------------------------------- databases
 
 
-def _require_postgres_or_skip(reason: str) -> None:
-    if os.environ.get("ECERT_REQUIRE_POSTGRES") == "1":
-        pytest.fail(f"ECERT_REQUIRE_POSTGRES=1: {reason}")
-    pytest.skip(reason)
-
-
-def _empty_postgres_database() -> Iterator[str]:
-    """A new, empty database on the ECERT_TEST_POSTGRES_URL server, dropped afterwards."""
-    base = os.environ.get("ECERT_TEST_POSTGRES_URL")
-    if not base:
-        _require_postgres_or_skip("PostgreSQL tests off: set ECERT_TEST_POSTGRES_URL")
-    url = make_url(base)
-    name = f"ecert_e2e_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as error:
-        admin.dispose()
-        _require_postgres_or_skip(f"PostgreSQL unreachable at {url.render_as_string()}: {error}")
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 @pytest.fixture(
     scope="module",
     params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)],
@@ -245,7 +216,7 @@ def e2e_database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'e2e.db'}"
     else:
-        yield from _empty_postgres_database()
+        yield from empty_postgres_database("ecert_e2e")
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,42 @@
+"""Fresh PostgreSQL databases for tests, and the rule for when PostgreSQL is missing.
+
+PostgreSQL tests run when ECERT_TEST_POSTGRES_URL is set. With ECERT_REQUIRE_POSTGRES=1
+(CI) a missing or unreachable server fails the test instead of skipping it.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import create_engine, make_url, text
+
+
+def require_postgres_or_skip(reason: str) -> None:
+    if os.environ.get("ECERT_REQUIRE_POSTGRES") == "1":
+        pytest.fail(f"ECERT_REQUIRE_POSTGRES=1: {reason}")
+    pytest.skip(reason)
+
+
+def empty_postgres_database(prefix: str) -> Iterator[str]:
+    """A new, empty database on the ECERT_TEST_POSTGRES_URL server, dropped afterwards."""
+    base = os.environ.get("ECERT_TEST_POSTGRES_URL")
+    if not base:
+        require_postgres_or_skip("PostgreSQL tests off: set ECERT_TEST_POSTGRES_URL")
+    url = make_url(base)
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as error:
+        admin.dispose()
+        require_postgres_or_skip(f"PostgreSQL unreachable at {url.render_as_string()}: {error}")
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
