@@ -19,6 +19,7 @@ from flask_migrate import Migrate
 from werkzeug.exceptions import HTTPException
 
 from deployment import ConfigurationError, Deployment, Settings, ensure_sqlite_folder
+from documents.errors import DocumentError
 from registry.errors import InvalidInput, NotAuthenticated, RegistryError
 from registry.models import Base
 from signing.errors import SigningError
@@ -47,6 +48,10 @@ HTTP_STATUS: Mapping[str, int] = {
     "NOT_IMPLEMENTED": 501,
     "REGION_NOT_INITIALISED": 503,
     "KEY_STORAGE": 503,
+    "FONTS_MISSING": 503,
+    "PDF_UNREADABLE": 422,
+    "PDF_NO_CERTIFICATE": 422,
+    "PDF_TOO_LARGE": 413,
 }
 
 # Werkzeug's HTTP errors, named as stable codes.
@@ -82,16 +87,19 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["ecert"] = deployment
     Migrate(app, _MigrationTarget(Base.metadata, deployment), directory=str(Path(__file__).parent / "migrations"))
 
+    from documents.api import blueprint as documents_api
+    from documents.cli import export_pdfs_command
     from registry.api import blueprint as registry_api
     from registry.cli import demo_command, office_group, region_group
     from verify.api import blueprint as verify_api
     from verify.cli import verify_command
     from web.context import close_db
 
+    app.register_blueprint(documents_api)
     app.register_blueprint(registry_api)
     app.register_blueprint(verify_api)
     app.teardown_appcontext(close_db)
-    for command in (region_group, office_group, demo_command, verify_command):
+    for command in (region_group, office_group, demo_command, verify_command, export_pdfs_command):
         app.cli.add_command(command)
     _register_error_handlers(app)
     app.after_request(_baseline_headers)
@@ -128,6 +136,10 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HttpProblem)
     def http_problem(error: HttpProblem) -> Response:
+        return from_code(error.code, error.detail)
+
+    @app.errorhandler(DocumentError)
+    def document_error(error: DocumentError) -> Response:
         return from_code(error.code, error.detail)
 
     @app.errorhandler(VerifyError)

@@ -19,11 +19,12 @@ import click
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from deployment import ConfigurationError
+from documents.errors import DocumentError
 from registry.errors import InvalidInput, RegistryError
 from signing.errors import SigningError
 from verify.errors import VerifyError
 
-_EXPECTED = (RegistryError, SigningError, VerifyError, ConfigurationError)
+_EXPECTED = (RegistryError, SigningError, VerifyError, DocumentError, ConfigurationError)
 
 
 @dataclass

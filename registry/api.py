@@ -19,7 +19,6 @@ from registry.requests import parse_issuance_request, request_digest
 from registry.status import Status, change_status
 from registry.times import iso_utc
 from web.context import calling_office, db, deployment, json_body, now, office_actor, read_db
-from web.problems import HttpProblem
 
 blueprint = Blueprint("registry", __name__)
 
@@ -63,14 +62,6 @@ def issue() -> tuple[Response, int]:
             raise
         return _certificate_response(existing, current_region(session), replayed=True), 201
     return _certificate_response(issued.certificate, current_region(session), replayed=issued.replayed), 201
-
-
-@blueprint.get("/api/v1/certificates/<path:certificate_id>/pdf")
-def certificate_pdf(certificate_id: str) -> Response:
-    session = read_db()
-    office = calling_office(session)
-    get_office_certificate(session, office, certificate_id)
-    raise HttpProblem("NOT_IMPLEMENTED", "certificate PDFs are not available yet")
 
 
 @blueprint.get("/api/v1/certificates/<path:certificate_id>")

@@ -19,4 +19,5 @@ if [ ! -f "$stamp" ] || [ -n "$(find requirements*.txt -newer "$stamp" 2>/dev/nu
   .venv/bin/python -m pip install --quiet -r "$1"
   touch "$stamp"
 fi
+source "$root/scripts/_fonts.sh"
 export PATH="$root/.venv/bin:$PATH"

@@ -426,10 +426,13 @@ def test_status_change_of_an_unknown_certificate_is_not_found(client, office):
 # ---------------------------------------------------------------- PDF
 
 
-def test_pdf_is_not_implemented_yet_for_the_owner(client, office, issued):
+def test_pdf_is_served_to_the_owner(client, office, issued):
     response = client.get(issued["links"]["pdf"], headers=office.auth)
 
-    assert_problem(response, 501, "NOT_IMPLEMENTED")
+    assert response.status_code == 200
+    assert response.mimetype == "application/pdf"
+    assert response.data.startswith(b"%PDF-")
+    assert response.headers["Cache-Control"] == "no-store"
 
 
 def test_pdf_of_another_offices_certificate_is_not_found(client, other_office, issued):

@@ -1,0 +1,157 @@
+"""The certificate PDF: one A4 page laid out like a Chinese certificate of its type.
+
+Title, holder and masked ID, every field with its Chinese label (English secondary),
+identifier, validity, issuing office and date, the office's red seal, and the QR code
+with "扫码核验 / Scan to verify". The token is embedded in the metadata (Keywords), so
+an uploaded PDF verifies without reading pixels.
+"""
+
+from __future__ import annotations
+
+import io
+
+from reportlab.lib.pagesizes import A4
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfgen.canvas import Canvas
+
+from documents.fonts import Fonts, certificate_fonts
+from documents.model import CertificateDocument, Line
+from documents.qr import draw_qr, qr_matrix
+from documents.seal import draw_seal
+
+TOKEN_KEYWORD = "ecert-token:"  # noqa: S105 - the metadata prefix, not a secret
+PAGE_WIDTH: float = A4[0]
+PAGE_HEIGHT: float = A4[1]
+MARGIN = 48.0
+LABEL_WIDTH = 150.0
+VALUE_WIDTH = PAGE_WIDTH - 2 * MARGIN - LABEL_WIDTH - 24
+BODY_SIZE = 11.0
+LINE_GAP = 4.0
+BORDER_RED = (0.62, 0.09, 0.09)
+QR_WIDTH = 150.0
+
+
+def render_certificate_pdf(document: CertificateDocument) -> bytes:
+    """The certificate as PDF bytes.
+
+    Raises:
+        FontsMissing: the embedded font is not installed.
+    """
+    fonts = certificate_fonts()
+    buffer = io.BytesIO()
+    canvas = Canvas(buffer, pagesize=A4, pageCompression=1)
+    _metadata(canvas, document)
+    _frame(canvas)
+    y = _title(canvas, document, fonts)
+    y = _body(canvas, document, fonts, y)
+    _footer(canvas, document, fonts)
+    canvas.showPage()
+    canvas.save()
+    return buffer.getvalue()
+
+
+def _metadata(canvas: Canvas, document: CertificateDocument) -> None:
+    canvas.setTitle(f"{document.title_zh} {document.title_en} — {document.holder_name}")
+    canvas.setAuthor(document.office_name)
+    canvas.setSubject(document.identifier)
+    canvas.setCreator("ecert")
+    canvas.setKeywords(TOKEN_KEYWORD + document.token)
+
+
+def _frame(canvas: Canvas) -> None:
+    canvas.saveState()
+    canvas.setStrokeColorRGB(*BORDER_RED)
+    canvas.setLineWidth(3)
+    canvas.rect(24, 24, PAGE_WIDTH - 48, PAGE_HEIGHT - 48)
+    canvas.setLineWidth(0.8)
+    canvas.rect(30, 30, PAGE_WIDTH - 60, PAGE_HEIGHT - 60)
+    canvas.restoreState()
+
+
+def _title(canvas: Canvas, document: CertificateDocument, fonts: Fonts) -> float:
+    y = PAGE_HEIGHT - 100
+    canvas.setFillColorRGB(*BORDER_RED)
+    canvas.setFont(fonts.bold, 30)
+    canvas.drawCentredString(PAGE_WIDTH / 2, y, document.title_zh)
+    canvas.setFont(fonts.regular, 12)
+    canvas.drawCentredString(PAGE_WIDTH / 2, y - 22, document.title_en)
+    canvas.setFillColorRGB(0, 0, 0)
+    canvas.setFont(fonts.regular, 9)
+    canvas.drawCentredString(PAGE_WIDTH / 2, y - 42, f"证照编号 Certificate No. {document.identifier}")
+    return y - 78
+
+
+def _body(canvas: Canvas, document: CertificateDocument, fonts: Fonts, y: float) -> float:
+    lines = [
+        Line("持证主体", "Holder", document.holder_name),
+        document.holder_id,
+        *document.fields,
+        Line("有效期自", "Valid from", document.valid_from),
+        Line("有效期至", "Valid until", document.valid_until),
+        Line("发证机关", "Issuing office", document.office_name),
+        Line("发证日期", "Date of issue", document.issued_on),
+    ]
+    for line in lines:
+        y = _line(canvas, line, fonts, y)
+    return y
+
+
+def _line(canvas: Canvas, line: Line, fonts: Fonts, y: float) -> float:
+    canvas.setFont(fonts.bold, BODY_SIZE)
+    canvas.drawString(MARGIN + 8, y, line.label_zh)
+    canvas.setFont(fonts.regular, 7.5)
+    canvas.setFillColorRGB(0.35, 0.35, 0.35)
+    canvas.drawString(MARGIN + 8, y - 10, line.label_en)
+    canvas.setFillColorRGB(0, 0, 0)
+    canvas.setFont(fonts.regular, BODY_SIZE)
+    rows = wrap(line.value, fonts.regular, BODY_SIZE, VALUE_WIDTH)
+    for index, row in enumerate(rows):
+        canvas.drawString(MARGIN + 8 + LABEL_WIDTH, y - index * (BODY_SIZE + LINE_GAP), row)
+    return y - max(len(rows) * (BODY_SIZE + LINE_GAP), 20) - 10
+
+
+def wrap(text: str, font: str, size: float, width: float) -> list[str]:
+    """Break ``text`` into rows no wider than ``width`` (Chinese breaks between any two
+    characters; Latin words stay whole when they fit)."""
+    rows: list[str] = []
+    current = ""
+    for token in _break_points(text):
+        candidate = current + token
+        if current and pdfmetrics.stringWidth(candidate, font, size) > width:
+            rows.append(current.rstrip())
+            current = token.lstrip()
+        else:
+            current = candidate
+    if current or not rows:
+        rows.append(current)
+    return rows
+
+
+def _break_points(text: str) -> list[str]:
+    pieces: list[str] = []
+    word = ""
+    for character in text:
+        if character.isascii() and not character.isspace():
+            word += character
+            continue
+        if word:
+            pieces.append(word)
+            word = ""
+        pieces.append(character)
+    if word:
+        pieces.append(word)
+    return pieces
+
+
+def _footer(canvas: Canvas, document: CertificateDocument, fonts: Fonts) -> None:
+    matrix = qr_matrix(document.qr_text)
+    qr_x, qr_y = MARGIN + 8, 70.0
+    draw_qr(canvas, matrix, qr_x, qr_y, QR_WIDTH)
+    canvas.setFont(fonts.regular, 10)
+    canvas.drawCentredString(qr_x + QR_WIDTH / 2, qr_y - 14, "扫码核验 / Scan to verify")
+    draw_seal(canvas, document.office_name, PAGE_WIDTH - MARGIN - 90, qr_y + QR_WIDTH / 2, 70, fonts.regular)
+    canvas.setFont(fonts.regular, 7)
+    canvas.setFillColorRGB(0.35, 0.35, 0.35)
+    canvas.drawRightString(
+        PAGE_WIDTH - MARGIN, 40, f"{document.region_name} · 电子证照 Electronic certificate · {document.identifier}"
+    )
