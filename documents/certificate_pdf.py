@@ -9,6 +9,7 @@ an uploaded PDF verifies without reading pixels.
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 
 from reportlab.lib.pagesizes import A4
 from reportlab.pdfbase import pdfmetrics
@@ -25,7 +26,10 @@ PAGE_HEIGHT: float = A4[1]
 MARGIN = 48.0
 LABEL_WIDTH = 150.0
 VALUE_WIDTH = PAGE_WIDTH - 2 * MARGIN - LABEL_WIDTH - 24
+FULL_WIDTH = PAGE_WIDTH - 2 * MARGIN - 24
 BODY_SIZE = 11.0
+BODY_SIZES = (11.0, 10.0, 9.0, 8.0, 7.5, 7.0, 6.5, 6.0, 5.5, 5.0)
+BODY_FLOOR = 240.0  # the body ends above the QR code and the seal
 LINE_GAP = 4.0
 BORDER_RED = (0.62, 0.09, 0.09)
 QR_WIDTH = 150.0
@@ -39,7 +43,9 @@ def render_certificate_pdf(document: CertificateDocument) -> bytes:
     """
     fonts = certificate_fonts()
     buffer = io.BytesIO()
-    canvas = Canvas(buffer, pagesize=A4, pageCompression=1)
+    # initialFontName: otherwise reportlab declares a non-embedded Helvetica on the page.
+    # invariant: the same certificate gives the same bytes (dates and /ID fixed).
+    canvas = Canvas(buffer, pagesize=A4, pageCompression=1, initialFontName=fonts.regular, invariant=1)
     _metadata(canvas, document)
     _frame(canvas)
     y = _title(canvas, document, fonts)
@@ -81,6 +87,15 @@ def _title(canvas: Canvas, document: CertificateDocument, fonts: Fonts) -> float
     return y - 78
 
 
+@dataclass(frozen=True)
+class _Row:
+    line: Line
+    value_rows: tuple[str, ...]
+    below: bool  # the value runs full width under its label (long values)
+    size: float
+    height: float
+
+
 def _body(canvas: Canvas, document: CertificateDocument, fonts: Fonts, y: float) -> float:
     lines = [
         Line("持证主体", "Holder", document.holder_name),
@@ -91,23 +106,56 @@ def _body(canvas: Canvas, document: CertificateDocument, fonts: Fonts, y: float)
         Line("发证机关", "Issuing office", document.office_name),
         Line("发证日期", "Date of issue", document.issued_on),
     ]
-    for line in lines:
-        y = _line(canvas, line, fonts, y)
+    # Long values (a business scope may hold 2,000 characters) shrink the type until the
+    # whole body fits between the title and the QR code: nothing is cut, nothing overlaps.
+    # Long rows shrink first; if that is not enough, every row does.
+    available = y - BODY_FLOOR
+    rows = _fit(lines, fonts, available, shrink_all=False) or _fit(lines, fonts, available, shrink_all=True)
+    if rows is None:
+        rows = [_layout(line, fonts, BODY_SIZES[-1]) for line in lines]
+    for row in rows:
+        _draw_row(canvas, row, fonts, y)
+        y -= row.height
     return y
 
 
-def _line(canvas: Canvas, line: Line, fonts: Fonts, y: float) -> float:
-    canvas.setFont(fonts.bold, BODY_SIZE)
-    canvas.drawString(MARGIN + 8, y, line.label_zh)
-    canvas.setFont(fonts.regular, 7.5)
+def _fit(lines: list[Line], fonts: Fonts, available: float, *, shrink_all: bool) -> list[_Row] | None:
+    for size in BODY_SIZES:
+        rows = [_layout(line, fonts, BODY_SIZE) for line in lines]
+        rows = [
+            row if row.size == size or (not row.below and not shrink_all) else _layout(row.line, fonts, size)
+            for row in rows
+        ]
+        if sum(row.height for row in rows) <= available:
+            return rows
+    return None
+
+
+def _layout(line: Line, fonts: Fonts, size: float) -> _Row:
+    leading = size + LINE_GAP * size / BODY_SIZE
+    label_height = size + 0.7 * size + 2
+    beside = wrap(line.value, fonts.regular, size, VALUE_WIDTH)
+    if len(beside) <= 2:
+        height = max(len(beside) * leading, label_height)
+        return _Row(line, tuple(beside), below=False, size=size, height=height + 0.9 * size)
+    below = wrap(line.value, fonts.regular, size, FULL_WIDTH)
+    return _Row(line, tuple(below), below=True, size=size, height=label_height + len(below) * leading + 0.9 * size)
+
+
+def _draw_row(canvas: Canvas, row: _Row, fonts: Fonts, y: float) -> None:
+    size = row.size
+    left = MARGIN + 8
+    canvas.setFont(fonts.bold, size)
+    canvas.drawString(left, y, row.line.label_zh)
+    canvas.setFont(fonts.regular, 0.68 * size)
     canvas.setFillColorRGB(0.35, 0.35, 0.35)
-    canvas.drawString(MARGIN + 8, y - 10, line.label_en)
+    canvas.drawString(left, y - 0.9 * size, row.line.label_en)
     canvas.setFillColorRGB(0, 0, 0)
-    canvas.setFont(fonts.regular, BODY_SIZE)
-    rows = wrap(line.value, fonts.regular, BODY_SIZE, VALUE_WIDTH)
-    for index, row in enumerate(rows):
-        canvas.drawString(MARGIN + 8 + LABEL_WIDTH, y - index * (BODY_SIZE + LINE_GAP), row)
-    return y - max(len(rows) * (BODY_SIZE + LINE_GAP), 20) - 10
+    canvas.setFont(fonts.regular, size)
+    leading = size + LINE_GAP * size / BODY_SIZE
+    x, top = (left, y - 1.7 * size - 2 - 0.8 * size) if row.below else (left + LABEL_WIDTH, y)
+    for index, text in enumerate(row.value_rows):
+        canvas.drawString(x, top - index * leading, text)
 
 
 def wrap(text: str, font: str, size: float, width: float) -> list[str]:

@@ -28,11 +28,11 @@ BATCH = 200
 def export_pdfs_command(office_code: str, out_dir: Path) -> Outcome:
     """Write every certificate PDF of an office into DIR as <identifier>.pdf."""
     deployment: Deployment = current_app.extensions["ecert"]
-    out_dir.mkdir(parents=True, exist_ok=True)
     written = 0
     with deployment.read_session() as session:
         office = get_office(session, office_code)
         region = current_region(session)
+        out_dir.mkdir(parents=True, exist_ok=True)
         total = session.scalar(select(func.count()).select_from(Certificate).where(Certificate.office_id == office.id))
         rows = session.scalars(
             select(Certificate)
