@@ -1,17 +1,24 @@
-"""HTTP API of the verifier: ``POST /api/v1/verify``."""
+"""HTTP API of the verifier: ``POST /api/v1/verify`` and ``POST /api/v1/verify/pdf``."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
+from documents.errors import PdfTooLarge
+from documents.reading import MAX_PDF_BYTES, PdfReading, has_visible_text, read_certificate_pdf, visible_mismatches
 from verify.errors import BadVerificationRequest
 from verify.report import VerificationReport, answer
 from verify.verifier import Verifier
 from web.context import deployment, json_body, now, read_db
+from web.problems import HttpProblem
 
 blueprint = Blueprint("verify", __name__)
+
+# Room for the multipart boundary and part headers around a PDF of the largest size.
+MULTIPART_OVERHEAD = 64 * 1024
 
 
 @blueprint.post("/api/v1/verify")
@@ -37,3 +44,48 @@ def verify_request(body: Any) -> VerificationReport:
     if "qr_text" in body:
         return verifier.verify_qr_text(body["qr_text"])
     raise BadVerificationRequest('send {"token": "..."} or {"qr_text": "..."}')
+
+
+@blueprint.post("/api/v1/verify/pdf")
+def verify_pdf() -> Response:
+    """Verify the certificate an uploaded PDF carries (multipart field ``file``).
+
+    The answer is the verifier's answer for the PDF's token, plus ``document``: where the
+    token was found, and which signed fields the PDF's visible text does not show.
+    """
+    # Only this route takes uploads this large; set before the body is parsed.
+    request.max_content_length = MAX_PDF_BYTES + MULTIPART_OVERHEAD
+    if request.mimetype != "multipart/form-data":
+        raise HttpProblem("BAD_REQUEST", "send the PDF as multipart/form-data in the field 'file'")
+    try:
+        upload = request.files.get("file")
+    except RequestEntityTooLarge as error:
+        raise PdfTooLarge(f"the PDF is larger than {MAX_PDF_BYTES} bytes") from error
+    if upload is None:
+        raise HttpProblem("BAD_REQUEST", "send the PDF as multipart/form-data in the field 'file'")
+    reading = read_certificate_pdf(upload.read(MAX_PDF_BYTES + 1))
+    verifier = Verifier(read_db(), now=now(), leeway=deployment().settings.verify_leeway)
+    if reading.token is not None:
+        report = verifier.verify(reading.token)
+    else:
+        report = verifier.verify_qr_text(reading.qr_text or "")
+    response = jsonify({**answer(report), "document": _document(reading, report)})
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _document(reading: PdfReading, report: VerificationReport) -> dict[str, Any]:
+    """What the PDF itself showed. Compared only with signed claims (the verdict never
+    depends on it), and only when the pages carry text: a scanned PDF has none."""
+    checked = report.claims is not None and has_visible_text(reading.visible_text)
+    mismatches: list[str] = []
+    if checked and report.claims is not None:
+        ctype = report.certificate_type
+        mismatches = visible_mismatches(
+            report.claims,
+            # Without the catalog entry the ID type is unknown: mask as if personal, as the answer does.
+            holder_id_type=ctype.holder_id_type if ctype else "UNKNOWN",
+            qr_fields=ctype.qr_fields if ctype else (),
+            visible_text=reading.visible_text,
+        )
+    return {"source": reading.source, "visible_text_checked": checked, "mismatches": mismatches}
