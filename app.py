@@ -94,10 +94,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from verify.api import blueprint as verify_api
     from verify.cli import verify_command
     from web.context import close_db
+    from web.pages import blueprint as pages
 
     app.register_blueprint(documents_api)
     app.register_blueprint(registry_api)
     app.register_blueprint(verify_api)
+    app.register_blueprint(pages)
     app.teardown_appcontext(close_db)
     for command in (region_group, office_group, demo_command, verify_command, export_pdfs_command):
         app.cli.add_command(command)
