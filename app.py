@@ -19,7 +19,7 @@ from flask_migrate import Migrate
 from werkzeug.exceptions import HTTPException
 
 from deployment import ConfigurationError, Deployment, Settings, ensure_sqlite_folder
-from documents.errors import DocumentError
+from documents.errors import DocumentError, FontsMissing
 from registry.errors import InvalidInput, NotAuthenticated, RegistryError
 from registry.models import Base
 from signing.errors import SigningError
@@ -45,7 +45,6 @@ HTTP_STATUS: Mapping[str, int] = {
     "REQUEST_TOO_LARGE": 413,
     "UNSUPPORTED_MEDIA_TYPE": 415,
     "VALIDATION_FAILED": 422,
-    "NOT_IMPLEMENTED": 501,
     "REGION_NOT_INITIALISED": 503,
     "KEY_STORAGE": 503,
     "FONTS_MISSING": 503,
@@ -142,6 +141,10 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(DocumentError)
     def document_error(error: DocumentError) -> Response:
+        if isinstance(error, FontsMissing):
+            # Operators need the path; clients need none of it.
+            log.error("PDF rendering unavailable: %s", error.detail)
+            return from_code(error.code, "certificate PDFs are unavailable right now")
         return from_code(error.code, error.detail)
 
     @app.errorhandler(VerifyError)

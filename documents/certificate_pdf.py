@@ -163,7 +163,7 @@ def wrap(text: str, font: str, size: float, width: float) -> list[str]:
     characters; Latin words stay whole when they fit)."""
     rows: list[str] = []
     current = ""
-    for token in _break_points(text):
+    for token in _break_points(text, font, size, width):
         candidate = current + token
         if current and pdfmetrics.stringWidth(candidate, font, size) > width:
             rows.append(current.rstrip())
@@ -175,7 +175,7 @@ def wrap(text: str, font: str, size: float, width: float) -> list[str]:
     return rows
 
 
-def _break_points(text: str) -> list[str]:
+def _break_points(text: str, font: str, size: float, width: float) -> list[str]:
     pieces: list[str] = []
     word = ""
     for character in text:
@@ -183,12 +183,19 @@ def _break_points(text: str) -> list[str]:
             word += character
             continue
         if word:
-            pieces.append(word)
+            pieces.extend(_split_long_word(word, font, size, width))
             word = ""
         pieces.append(character)
     if word:
-        pieces.append(word)
+        pieces.extend(_split_long_word(word, font, size, width))
     return pieces
+
+
+def _split_long_word(word: str, font: str, size: float, width: float) -> list[str]:
+    """A word wider than the column (a long code, a URL) breaks between characters."""
+    if pdfmetrics.stringWidth(word, font, size) <= width:
+        return [word]
+    return list(word)
 
 
 def _footer(canvas: Canvas, document: CertificateDocument, fonts: Fonts) -> None:

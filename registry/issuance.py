@@ -22,6 +22,9 @@ from signing.keystore import KeyRing
 from signing.tokens import MAX_TOKEN_LENGTH, encode_token
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# The most a QR code holds in byte mode at error correction level M (version 40,
+# ISO/IEC 18004 table 7): a certificate whose QR text is longer could never be printed.
+MAX_QR_TEXT_BYTES = 2331
 
 
 @dataclass(frozen=True)
@@ -94,7 +97,7 @@ def issue_certificate(
         fields=tuple(request.fields.get(name) for name in certificate_type.qr_fields),
     )
     token = _sign(keyring, key, claims)
-    if len(token) > MAX_TOKEN_LENGTH:
+    if len(token) > MAX_TOKEN_LENGTH or len(f"{region.public_url}/v#{token}".encode()) > MAX_QR_TEXT_BYTES:
         # Refuse now rather than hand out a certificate that can never verify.
         qr = [FieldError(f"fields/{name}", "too long for the QR code") for name in certificate_type.qr_fields]
         raise InvalidInput("the certificate's signed data is too large for its QR code", qr)

@@ -10,7 +10,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from documents.errors import PdfTooLarge
 from documents.reading import MAX_PDF_BYTES, PdfReading, has_visible_text, read_certificate_pdf, visible_mismatches
 from verify.errors import BadVerificationRequest
-from verify.report import VerificationReport, answer
+from verify.report import WITHHELD, VerificationReport, answer
 from verify.verifier import Verifier
 from web.context import deployment, json_body, now, read_db
 from web.problems import HttpProblem
@@ -77,7 +77,8 @@ def verify_pdf() -> Response:
 def _document(reading: PdfReading, report: VerificationReport) -> dict[str, Any]:
     """What the PDF itself showed. Compared only with signed claims (the verdict never
     depends on it), and only when the pages carry text: a scanned PDF has none."""
-    checked = report.claims is not None and has_visible_text(reading.visible_text)
+    # A withheld forgery's content is not compared either: the names would leak it.
+    checked = report.claims is not None and report.code not in WITHHELD and has_visible_text(reading.visible_text)
     mismatches: list[str] = []
     if checked and report.claims is not None:
         ctype = report.certificate_type

@@ -9,6 +9,7 @@ from flask import Flask
 from sqlalchemy.exc import OperationalError
 
 from deployment import ConfigurationError
+from documents.errors import FontsMissing
 from registry.demo import sample_request
 from signing.errors import KeyStorageError
 
@@ -118,6 +119,8 @@ def test_malformed_json_is_a_400_problem(client, office, body):
         ),
         # The deployment's passphrase does not open its keys: unavailable, but still say nothing more.
         pytest.param(KeyStorageError(f"cannot decrypt key with {SECRET}"), 503, "KEY_STORAGE", id="key-storage"),
+        # The font is not installed: operators get the path in the log, clients nothing.
+        pytest.param(FontsMissing(f"/srv/{SECRET}/.fonts/x.ttf is missing"), 503, "FONTS_MISSING", id="fonts-missing"),
     ],
 )
 def test_unexpected_exception_is_a_problem_that_reveals_nothing(app: Flask, error, status, code):

@@ -384,3 +384,40 @@ def test_payload_times_are_whole_seconds(issue, clock):
     assert payload["iat"] == int(clock().timestamp())
     assert certificate.issued_at == clock().replace(microsecond=0)
     assert all(isinstance(payload[claim], int) for claim in ("iat", "nbf"))
+
+
+def test_a_certificate_whose_qr_text_no_qr_code_can_hold_is_refused(session, keyring, clock, region, issue):
+    """A QR field long enough to push the QR text past version 40-M's 2,331 bytes (while
+    the token stays under the verifier's 4,096 characters) would make an unprintable
+    certificate: issuance refuses it and names the field."""
+    from registry.models import CertificateType
+
+    session.add(
+        CertificateType(
+            code="NT",
+            name_zh="备注证明",
+            name_en="Annotated certificate",
+            holder_kind="person",
+            holder_id_type="RIC",
+            fields_schema={
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {"note": {"type": "string", "maxLength": 2000, "title": "备注"}},
+            },
+            qr_fields=["note"],
+            default_validity_days=None,
+            version=1,
+        )
+    )
+    session.commit()
+    office = make_office(session, keyring, clock, "11310000MB03195470", ["NT"])
+    body = {"type": "NT", "holder": {"name": "张伟", "id_type": "RIC", "id_number": "310101199003074415"}}
+
+    printable = issue({**body, "fields": {"note": "备" * 300}}, by=office)
+    assert printable.certificate.token
+    with pytest.raises(InvalidInput, match="too large for its QR code") as refused:
+        issue({**body, "fields": {"note": "备" * 700}}, by=office)
+
+    assert error_fields(refused.value) == ["fields/note"]
+    session.rollback()
+    assert _certificate_count(session) == 1
