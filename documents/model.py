@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from registry.catalog import field_labels
 from registry.identifiers import CREDIT_CODE, mask_id_number
 from registry.models import Certificate, Region
+from registry.requests import CHINA_STANDARD_TIME
 
-CHINA_STANDARD_TIME = timezone(timedelta(hours=8), "CST")
 ID_LABELS = {CREDIT_CODE: ("统一社会信用代码", "Unified social credit code")}
 DEFAULT_ID_LABEL = ("公民身份号码", "Resident ID number")
 NO_END = ("长期", "No expiry")
