@@ -15,7 +15,7 @@ from registry.errors import FieldError, IdempotencyConflict, InvalidInput, NotAl
 from registry.identifiers import CertificateId, IdentifierError, mask_id_number, normalise_id_number
 from registry.models import Certificate, CertificateType, Office, SigningKey
 from registry.offices import signing_key_for
-from registry.regions import current_region
+from registry.regions import current_region, take_status_index
 from registry.requests import IssuanceRequest
 from registry.status import Status
 from signing.keystore import KeyRing
@@ -117,6 +117,7 @@ def issue_certificate(
         token=token,
         idempotency_key=idempotency_key,
         request_digest=digest if idempotency_key is not None else None,
+        status_index=take_status_index(session, region),
     )
     session.add(certificate)
     audit.record(

@@ -25,7 +25,12 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[str]: JSON()}  # noqa: RUF012 - read by SQLAlchemy
+    type_annotation_map = {  # noqa: RUF012 - read by SQLAlchemy
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON(),
+        dict[str, Any] | None: JSON(),
+        list[str]: JSON(),
+    }
 
 
 class Region(Base):
@@ -40,7 +45,25 @@ class Region(Base):
     root_kid: Mapped[str] = mapped_column(String(64))
     root_public_jwk: Mapped[dict[str, Any]]
     root_private_key: Mapped[bytes] = mapped_column(LargeBinary)
+    # The status key signs status answers and status lists; the root signs only trust
+    # lists. Published in the trust list. (Nullable for regions made before it existed.)
+    status_kid: Mapped[str | None] = mapped_column(String(64))
+    status_public_jwk: Mapped[dict[str, Any] | None]
+    status_private_key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # Next position in the status list; taken with UPDATE ... RETURNING at issuance.
+    next_status_index: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime]
+
+
+class TrustList(Base):
+    """A signed trust list this region published: strictly increasing sequence numbers."""
+
+    __tablename__ = "trust_list"
+
+    sequence: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    issued_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    jws: Mapped[str] = mapped_column(Text)
 
 
 class CertificateType(Base):
@@ -129,6 +152,7 @@ class Certificate(Base):
     token: Mapped[str] = mapped_column(Text)
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     request_digest: Mapped[str | None] = mapped_column(String(64))
+    status_index: Mapped[int | None] = mapped_column(unique=True)
 
     office: Mapped[Office] = relationship()
     certificate_type: Mapped[CertificateType] = relationship()

@@ -6,7 +6,7 @@ import re
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from registry import audit
@@ -15,7 +15,7 @@ from registry.errors import AlreadyExists, FieldError, InvalidInput, RegionNotIn
 from registry.models import Region
 from registry.text import clean_text
 from signing.algorithms import generate_private_key
-from signing.jwk import load_public_jwk, public_jwk, thumbprint
+from signing.jwk import key_id, load_public_jwk, public_jwk, thumbprint
 from signing.keystore import KeyRing
 
 _REGION_CODE = re.compile(r"[1-9][0-9]{5}")
@@ -64,6 +64,8 @@ def init_region(
         raise InvalidInput("the region cannot be created", errors)
     root = generate_private_key("EdDSA")
     fingerprint = thumbprint(root.public_key())
+    status = generate_private_key("EdDSA")
+    status_kid = key_id(status.public_key())
     region = Region(
         code=code,
         name=name,
@@ -71,6 +73,10 @@ def init_region(
         root_kid=fingerprint,
         root_public_jwk=public_jwk(root.public_key()),
         root_private_key=keyring.encrypt(root, fingerprint),
+        status_kid=status_kid,
+        status_public_jwk=public_jwk(status.public_key()),
+        status_private_key=keyring.encrypt(status, status_kid),
+        next_status_index=0,
         created_at=now,
     )
     session.add(region)
@@ -82,10 +88,31 @@ def init_region(
         action="region.init",
         subject_type="region",
         subject_id=code,
-        details={"name": name, "public_url": region.public_url, "root_fingerprint": fingerprint, "catalog": added},
+        details={
+            "name": name,
+            "public_url": region.public_url,
+            "root_fingerprint": fingerprint,
+            "status_kid": status_kid,
+            "catalog": added,
+        },
     )
     session.flush()
     return region
+
+
+def take_status_index(session: Session, region: Region) -> int:
+    """The next free position in the region's status list.
+
+    One atomic UPDATE ... RETURNING: concurrent issuers get distinct, gap-free positions
+    (the row lock serialises them for the instant of the update, on PostgreSQL and SQLite).
+    """
+    taken = session.execute(
+        update(Region)
+        .where(Region.id == region.id)
+        .values(next_status_index=Region.next_status_index + 1)
+        .returning(Region.next_status_index)
+    ).scalar_one()
+    return int(taken) - 1
 
 
 def root_fingerprint(region: Region) -> str:

@@ -72,6 +72,9 @@ def test_concurrent_issuance_for_one_office(
     assert session.scalar(select(func.count()).select_from(Certificate)) == total
     audited = session.scalars(select(AuditRecord.subject_id).where(AuditRecord.action == "certificate.issue")).all()
     assert sorted(audited) == sorted(identifiers)
+    # Status-list positions: one each, no gaps, no duplicates.
+    positions = session.scalars(select(Certificate.status_index)).all()
+    assert sorted(positions) == list(range(total))
     verifier = Verifier(session, now=deployment.now())
     verdicts = {
         (report.verdict, report.code)
