@@ -94,11 +94,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from verify.cli import verify_command
     from web.context import close_db
     from web.pages import blueprint as pages
+    from web.status_api import blueprint as status_api
 
     app.register_blueprint(documents_api)
     app.register_blueprint(registry_api)
     app.register_blueprint(verify_api)
     app.register_blueprint(pages)
+    app.register_blueprint(status_api)
     app.teardown_appcontext(close_db)
     for command in (region_group, office_group, demo_command, verify_command, export_pdfs_command):
         app.cli.add_command(command)
