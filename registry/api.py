@@ -1,4 +1,4 @@
-"""HTTP API of the registry: catalog, issuance, certificates, status, JWKS."""
+"""HTTP API of the registry: catalog, issuance, certificates, status, JWKS, trust list."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from registry.regions import current_region
 from registry.requests import parse_issuance_request, request_digest
 from registry.status import Status, change_status
 from registry.times import iso_utc
+from registry.trust_list import current_trust_list, is_fresh, newest_trust_list
 from web.context import calling_office, db, deployment, json_body, now, office_actor, read_db
 
 blueprint = Blueprint("registry", __name__)
@@ -101,6 +102,26 @@ def status(certificate_id: str) -> Response:
 def jwks() -> Response:
     keys = read_db().scalars(select(SigningKey).where(SigningKey.state != COMPROMISED).order_by(SigningKey.created_at))
     response = jsonify({"keys": [{**k.public_jwk, "kid": k.kid, "alg": k.algorithm, "use": "sig"} for k in keys]})
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+@blueprint.get("/.well-known/ecert/trust-list")
+def trust_list() -> Response:
+    """This region's current signed trust list: the JWS itself, as ``application/jwt``.
+
+    The body is the compact JWS (docs/trust-list.md), not JSON, so that what a peer
+    fetches is byte for byte what the root signed. A list that has expired, or has less
+    than a quarter of its lifetime left, is replaced by a newly published one first;
+    that is why the view may write (through the writing session ``db()``), but it only
+    takes the write lock when a list must be published.
+    """
+    newest = newest_trust_list(read_db())
+    if newest is None or not is_fresh(newest, now()):
+        session = db()
+        newest = current_trust_list(session, deployment().keyring, now=now(), actor="system:trust-list")
+        session.commit()
+    response = Response(newest.jws, mimetype="application/jwt")
     response.headers["Cache-Control"] = "public, max-age=300"
     return response
 

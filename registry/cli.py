@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import click
 from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
 from console import Outcome, cli_actor, reporting
 from deployment import Deployment
+from registry.errors import FieldError, InvalidInput
 from registry.offices import add_office as add_office_record
-from registry.offices import get_office, issue_api_token, revoke_api_tokens, rotate_key
+from registry.offices import get_office, issue_api_token, mark_key_compromised, revoke_api_tokens, rotate_key
 from registry.regions import current_region, init_region, root_fingerprint
+from registry.times import iso_utc
+from registry.trust_list import newest_trust_list, publish_trust_list
 from signing.algorithms import ALGORITHMS, require_algorithm
 
 
@@ -29,7 +34,7 @@ def region_group() -> None:
 @click.option("--public-url", default=None, help="Public base URL (default: ECERT_PUBLIC_URL).")
 @reporting
 def init_command(code: str, name: str, public_url: str | None) -> Outcome:
-    """Create the region, its root key and the reference catalog."""
+    """Create the region, its root key, the reference catalog and the first trust list."""
     deployment = _deployment()
     with deployment.session() as session:
         region = init_region(
@@ -41,27 +46,51 @@ def init_command(code: str, name: str, public_url: str | None) -> Outcome:
             now=deployment.now(),
             actor=cli_actor(),
         )
+        published = publish_trust_list(session, deployment.keyring, now=deployment.now(), actor=cli_actor())
         session.commit()
-        return _region_outcome(region.code, region.name, region.public_url, root_fingerprint(region), "created")
+        return _region_outcome(
+            region.code, region.name, region.public_url, root_fingerprint(region), published.sequence, "created"
+        )
 
 
 @region_group.command("show")
 @reporting
 def show_command() -> Outcome:
-    """Print code, name, public URL and root fingerprint (RFC 7638)."""
+    """Print code, name, public URL, root fingerprint (RFC 7638) and the newest trust list's sequence.
+
+    Read only: it shows the newest published list (``null`` if none yet), never publishes.
+    """
     deployment = _deployment()
-    with deployment.session() as session:
+    with deployment.read_session() as session:
         region = current_region(session)
-        return _region_outcome(region.code, region.name, region.public_url, root_fingerprint(region), None)
+        newest = newest_trust_list(session)
+        return _region_outcome(
+            region.code,
+            region.name,
+            region.public_url,
+            root_fingerprint(region),
+            None if newest is None else newest.sequence,
+            None,
+        )
 
 
-def _region_outcome(code: str, name: str, url: str, fingerprint: str, verb: str | None) -> Outcome:
+def _region_outcome(
+    code: str, name: str, url: str, fingerprint: str, sequence: int | None, verb: str | None
+) -> Outcome:
     lines = [
         f"region {code} {name}" + (f" {verb}" if verb else ""),
         f"public URL: {url}",
         f"root fingerprint: {fingerprint}",
+        f"trust list sequence: {'(none yet)' if sequence is None else sequence}",
     ]
-    return Outcome({"code": code, "name": name, "public_url": url, "root_fingerprint": fingerprint}, lines)
+    result = {
+        "code": code,
+        "name": name,
+        "public_url": url,
+        "root_fingerprint": fingerprint,
+        "trust_list_sequence": sequence,
+    }
+    return Outcome(result, lines)
 
 
 @click.group("office", cls=AppGroup)
@@ -131,6 +160,46 @@ def rotate_key_command(code: str, algorithm: str | None) -> Outcome:
             "alg": new.algorithm,
         }
         return Outcome(result, [f"retired {old.kid if old else '(none)'}; new key {new.kid} ({new.algorithm})"])
+
+
+@office_group.command("key-compromised")
+@click.option("--kid", required=True, help="The compromised key's kid.")
+@click.option("--since", required=True, help="ISO 8601 time with a time zone, e.g. 2026-03-01T08:00:00+08:00.")
+@reporting
+def key_compromised_command(kid: str, since: str) -> Outcome:
+    """Mark a key compromised since a moment: it stops signing; certificates it signed
+    from then on verify as KEY_COMPROMISED. An active key is replaced; a trust list is published."""
+    deployment = _deployment()
+    with deployment.session() as session:
+        compromise = mark_key_compromised(
+            session, deployment.keyring, kid, _parse_since(since), now=deployment.now(), actor=cli_actor()
+        )
+        session.commit()
+        key, replacement = compromise.key, compromise.replacement
+        assert key.compromised_since is not None
+        result = {
+            "kid": key.kid,
+            "office": key.office.credit_code,
+            "state": key.state,
+            "compromised_since": iso_utc(key.compromised_since),
+            "replacement_kid": None if replacement is None else replacement.kid,
+            "trust_list_sequence": compromise.trust_list.sequence,
+        }
+        lines = [
+            f"key {key.kid} of office {key.office.credit_code} compromised since {result['compromised_since']}",
+            f"new active key {replacement.kid}" if replacement else "the office's active key is unchanged",
+            f"trust list {compromise.trust_list.sequence} published",
+        ]
+        return Outcome(result, lines)
+
+
+def _parse_since(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text.strip())
+    except ValueError as error:
+        raise InvalidInput(
+            "the compromise time is not an ISO 8601 time", [FieldError("since", "e.g. 2026-03-01T08:00:00Z")]
+        ) from error
 
 
 @office_group.command("new-token")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
@@ -13,9 +14,11 @@ from registry import audit
 from registry.catalog import get_type
 from registry.errors import AlreadyExists, FieldError, InvalidInput, KeyUnavailable, NotAuthenticated, NotFound
 from registry.identifiers import IdentifierError, normalise_credit_code
-from registry.models import ApiToken, Office, SigningKey
+from registry.models import ApiToken, Office, SigningKey, TrustList
 from registry.regions import current_region
 from registry.text import clean_text
+from registry.times import iso_utc
+from registry.trust_list import publish_trust_list
 from signing.algorithms import Algorithm, generate_private_key
 from signing.jwk import key_id, public_jwk
 from signing.keystore import KeyRing
@@ -55,7 +58,8 @@ def add_office(
     now: datetime,
     actor: str,
 ) -> tuple[Office, SigningKey, str]:
-    """Create an office, its first signing key and an API token (returned in clear, once).
+    """Create an office, its first signing key and an API token (returned in clear, once),
+    and publish a trust list that names them.
 
     Raises:
         RegionNotInitialised: no region yet.
@@ -100,6 +104,7 @@ def add_office(
     )
     key = _new_signing_key(session, keyring, office, algorithm, now=now, actor=actor)
     token = issue_api_token(session, office, now=now, actor=actor)
+    publish_trust_list(session, keyring, now=now, actor=actor)
     return office, key, token
 
 
@@ -162,10 +167,22 @@ def signing_key_for(session: Session, office: Office, type_code: str) -> Signing
 def rotate_key(
     session: Session, keyring: KeyRing, office: Office, *, algorithm: Algorithm | None, now: datetime, actor: str
 ) -> tuple[SigningKey | None, SigningKey]:
-    """Retire the active key (it keeps verifying what it signed) and make a new one.
+    """Retire the active key (it keeps verifying what it signed), make a new one, and
+    publish a trust list that shows both.
 
     The new key uses ``algorithm``, or the retired key's algorithm when None.
+
+    Raises:
+        KeyStorageError: the root key cannot be decrypted (wrong passphrase).
     """
+    old, new = _retire_and_replace(session, keyring, office, algorithm=algorithm, now=now, actor=actor)
+    publish_trust_list(session, keyring, now=now, actor=actor)
+    return old, new
+
+
+def _retire_and_replace(
+    session: Session, keyring: KeyRing, office: Office, *, algorithm: Algorithm | None, now: datetime, actor: str
+) -> tuple[SigningKey | None, SigningKey]:
     old = active_key(session, office)
     if old is not None:
         old.state = RETIRED
@@ -182,6 +199,68 @@ def rotate_key(
     chosen: Algorithm = algorithm or (old.algorithm if old is not None else "EdDSA")  # type: ignore[assignment]
     new = _new_signing_key(session, keyring, office, chosen, now=now, actor=actor)
     return old, new
+
+
+@dataclass(frozen=True)
+class Compromise:
+    """What :func:`mark_key_compromised` did."""
+
+    key: SigningKey
+    replacement: SigningKey | None  # the office's new active key, when the compromised one was active
+    trust_list: TrustList
+
+
+def mark_key_compromised(
+    session: Session, keyring: KeyRing, kid: str, since: datetime, *, now: datetime, actor: str
+) -> Compromise:
+    """Record that key ``kid`` has been compromised since ``since``, and publish a trust list.
+
+    The key never signs again. Certificates it signed at or after ``since`` verify as
+    ``KEY_COMPROMISED`` (here at once, in peers after their next sync); earlier ones stay
+    valid if the registry holds them. ``since`` is stored in whole seconds, rounded down
+    (tokens carry whole-second ``iat``; rounding down never spares a suspect certificate).
+    If the key was the office's active key, the office gets a new one (same algorithm) so
+    it can keep issuing. Marking a compromised key again can only move ``since`` earlier.
+
+    Raises:
+        InvalidInput: ``since`` has no time zone or lies in the future.
+        NotFound: no key with this kid.
+        KeyStorageError: the root key cannot be decrypted (wrong passphrase).
+    """
+    if since.tzinfo is None or since.utcoffset() is None:
+        raise InvalidInput(
+            "the compromise time needs a time zone", [FieldError("since", "an ISO 8601 time with an offset or Z")]
+        )
+    if since > now:
+        raise InvalidInput("the compromise time lies in the future", [FieldError("since", "not after now")])
+    key = session.get(SigningKey, kid) if isinstance(kid, str) and kid else None
+    if key is None:
+        raise NotFound(f"no signing key with kid {kid!r}")
+    since = since.replace(microsecond=0)
+    previous = key.compromised_since if key.state == COMPROMISED else None
+    replacement = None
+    if key.state == ACTIVE:
+        _old, replacement = _retire_and_replace(session, keyring, key.office, algorithm=None, now=now, actor=actor)
+    key.state = COMPROMISED
+    key.compromised_since = since if previous is None else min(previous, since)
+    keyring.forget(key.kid)
+    audit.record(
+        session,
+        now=now,
+        actor=actor,
+        action="key.compromise",
+        subject_type="key",
+        subject_id=key.kid,
+        details={
+            "office": key.office.credit_code,
+            "since": iso_utc(key.compromised_since),
+            "previous_since": None if previous is None else iso_utc(previous),
+            "replacement": None if replacement is None else replacement.kid,
+        },
+    )
+    session.flush()
+    published = publish_trust_list(session, keyring, now=now, actor=actor)
+    return Compromise(key=key, replacement=replacement, trust_list=published)
 
 
 def issue_api_token(session: Session, office: Office, *, now: datetime, actor: str) -> str:

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from registry.demo import sample_request
 from registry.identifiers import make_credit_code
 from registry.models import AuditRecord
-from registry.offices import add_office, issue_api_token, revoke_api_tokens, rotate_key
+from registry.offices import add_office, issue_api_token, mark_key_compromised, revoke_api_tokens, rotate_key
 from registry.status import Status, change_status
 from tests.conftest import OFFICE_CODE
 from tests.registry.builders import OFFICE_ACTOR, audit_trail
@@ -52,12 +52,28 @@ def _add_office(session, keyring, clock, office, issue):
         ("office.add", ADMIN, "office", THIRD_OFFICE_CODE),
         ("key.create", ADMIN, "key", key.kid),
         ("token.issue", ADMIN, "office", THIRD_OFFICE_CODE),
+        ("trust_list.publish", ADMIN, "trust_list", "2"),
     ]
 
 
 def _rotate_key(session, keyring, clock, office, issue):
     old, new = rotate_key(session, keyring, office.office, algorithm=None, now=clock(), actor=ADMIN)
-    return [("key.retire", ADMIN, "key", old.kid), ("key.create", ADMIN, "key", new.kid)]
+    return [
+        ("key.retire", ADMIN, "key", old.kid),
+        ("key.create", ADMIN, "key", new.kid),
+        ("trust_list.publish", ADMIN, "trust_list", "2"),
+    ]
+
+
+def _mark_key_compromised(session, keyring, clock, office, issue):
+    compromise = mark_key_compromised(session, keyring, office.kid, clock(), now=clock(), actor=ADMIN)
+    assert compromise.replacement is not None
+    return [
+        ("key.retire", ADMIN, "key", office.kid),
+        ("key.create", ADMIN, "key", compromise.replacement.kid),
+        ("key.compromise", ADMIN, "key", office.kid),
+        ("trust_list.publish", ADMIN, "trust_list", "2"),
+    ]
 
 
 def _issue_token(session, keyring, clock, office, issue):
@@ -93,7 +109,7 @@ def _change_status(session, keyring, clock, office, issue):
 
 @pytest.mark.parametrize(
     "operation",
-    [_add_office, _rotate_key, _issue_token, _revoke_tokens, _issue_certificate, _change_status],
+    [_add_office, _rotate_key, _mark_key_compromised, _issue_token, _revoke_tokens, _issue_certificate, _change_status],
     ids=lambda operation: operation.__name__.strip("_"),
 )
 def test_each_state_change_writes_exactly_one_record(session, keyring, clock, office, issue, operation):
@@ -112,6 +128,7 @@ def test_office_fixture_left_one_record_per_change(session, office):
         ("office.add", OFFICE_CODE),
         ("key.create", office.kid),
         ("token.issue", OFFICE_CODE),
+        ("trust_list.publish", "1"),
     ]
 
 
