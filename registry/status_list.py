@@ -18,7 +18,6 @@ request, so a status change is visible in the next answer or list.
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 import zlib
 from collections.abc import Callable
@@ -26,7 +25,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-import jwt
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -34,9 +32,9 @@ from registry.errors import RegionNotInitialised
 from registry.models import Certificate, Region, StatusChange
 from registry.regions import current_region
 from registry.status import Status
-from signing.algorithms import algorithm_of
 from signing.jwk import b64url
 from signing.keystore import KeyRing
+from signing.tokens import encode_token
 
 ANSWER_TYPE: Final = "ecert-status"
 LIST_TYPE: Final = "ecert-status-list"
@@ -147,8 +145,7 @@ def _sign(region: Region, keyring: KeyRing, payload: dict[str, Any], typ: str) -
         raise RegionNotInitialised("the region has no status key; it predates status lists")
     stored = region.status_private_key
     key = keyring.private_key(region.status_kid, lambda: stored)
-    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
-    return jwt.PyJWS().encode(body, key, algorithm=algorithm_of(key), headers={"kid": region.status_kid, "typ": typ})
+    return encode_token(payload, key, region.status_kid, typ=typ)
 
 
 def _seconds(moment: datetime) -> int:

@@ -14,11 +14,9 @@ A new list is published whenever an office or a key changes (see
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-import jwt
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -27,6 +25,7 @@ from registry.models import Office, Region, SigningKey, TrustList
 from registry.regions import current_region
 from registry.times import iso_utc
 from signing.keystore import KeyRing
+from signing.tokens import encode_token
 
 TRUST_LIST_TYPE: Final = "ecert-trust-list"
 TRUST_LIST_ALGORITHM: Final = "EdDSA"
@@ -66,10 +65,7 @@ def publish_trust_list(
     expires_at = issued_at + timedelta(seconds=int(lifetime.total_seconds()))
     payload = trust_list_payload(session, region, sequence=sequence, issued_at=issued_at, expires_at=expires_at)
     root = keyring.private_key(region.root_kid, lambda: region.root_private_key)
-    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
-    jws = jwt.PyJWS().encode(
-        body, root, algorithm=TRUST_LIST_ALGORITHM, headers={"kid": region.root_kid, "typ": TRUST_LIST_TYPE}
-    )
+    jws = encode_token(payload, root, region.root_kid, typ=TRUST_LIST_TYPE)
     published = TrustList(sequence=sequence, issued_at=issued_at, expires_at=expires_at, jws=jws)
     session.add(published)
     audit.record(

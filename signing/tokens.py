@@ -56,7 +56,7 @@ class ParsedToken:
     text: str
 
 
-def encode_token(payload: dict[str, Any], private_key: PrivateKey, kid: str) -> str:
+def encode_token(payload: dict[str, Any], private_key: PrivateKey, kid: str, typ: str = TOKEN_TYPE) -> str:
     """Sign ``payload`` into a compact token with header ``{alg, kid, typ}``.
 
     The payload is serialised without spaces and with ``ensure_ascii=False`` (UTF-8
@@ -67,10 +67,10 @@ def encode_token(payload: dict[str, Any], private_key: PrivateKey, kid: str) -> 
     """
     algorithm = algorithm_of(private_key)
     body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
-    return jwt.PyJWS().encode(body, private_key, algorithm=algorithm, headers={"kid": kid, "typ": TOKEN_TYPE})
+    return jwt.PyJWS().encode(body, private_key, algorithm=algorithm, headers={"kid": kid, "typ": typ})
 
 
-def parse_token(text: str, max_length: int = MAX_TOKEN_LENGTH) -> ParsedToken:
+def parse_token(text: str, max_length: int = MAX_TOKEN_LENGTH, typ: str = TOKEN_TYPE) -> ParsedToken:
     """Apply the syntax rules (verification step 1) and return the decoded parts.
 
     Raises:
@@ -86,7 +86,7 @@ def parse_token(text: str, max_length: int = MAX_TOKEN_LENGTH) -> ParsedToken:
     header_json = _decode_segment(header_b64, "header")
     payload_json = _decode_segment(payload_b64, "payload")
     signature = _decode_segment(signature_b64, "signature")
-    header = _parse_header(_parse_object(header_json, "header"))
+    header = _parse_header(_parse_object(header_json, "header"), typ)
     payload = _parse_object(payload_json, "payload")
     return ParsedToken(
         header=header,
@@ -124,7 +124,7 @@ def _parse_object(raw: bytes, name: str) -> dict[str, Any]:
     return value
 
 
-def _parse_header(members: dict[str, Any]) -> Header:
+def _parse_header(members: dict[str, Any], expected_typ: str) -> Header:
     extra = sorted(set(members) - HEADER_MEMBERS)
     if extra:
         raise TokenFormatError("HEADER_FORBIDDEN", f"header members not allowed: {', '.join(extra)}")
@@ -137,6 +137,6 @@ def _parse_header(members: dict[str, Any]) -> Header:
     if not isinstance(kid, str) or not _KID.fullmatch(kid):
         # Unsigned input that reaches a database lookup: base64url characters only.
         raise TokenFormatError("MALFORMED", f"kid must be 1 to {MAX_KID_LENGTH} base64url characters")
-    if typ != TOKEN_TYPE:
-        raise TokenFormatError("TYP_INVALID", f"typ must be {TOKEN_TYPE!r}")
+    if typ != expected_typ:
+        raise TokenFormatError("TYP_INVALID", f"typ must be {expected_typ!r}")
     return Header(alg=alg, kid=kid, typ=typ)

@@ -23,10 +23,10 @@ from typing import Any, Final
 
 from registry.status import Status
 from registry.status_list import ANSWER_TYPE, BITS, LIST_TYPE, MAX_POSITIONS, UNUSED, code_at
-from signing import strict_json
 from signing.algorithms import PublicKey, algorithm_of, verify_signature
-from signing.errors import KeyStorageError
+from signing.errors import KeyStorageError, TokenFormatError
 from signing.jwk import b64url, load_public_jwk
+from signing.tokens import parse_token
 from verify.errors import VerifyError
 
 MAX_ANSWER_LENGTH: Final = 4096
@@ -36,7 +36,6 @@ CLOCK_SKEW: Final = timedelta(seconds=60)
 
 _ANSWER_MEMBERS: Final = frozenset({"iss", "jti", "status", "known", "iat", "exp"})
 _LIST_MEMBERS: Final = frozenset({"iss", "iat", "exp", "bits", "size", "lst"})
-_HEADER_MEMBERS: Final = frozenset({"alg", "kid", "typ"})
 
 
 class StatusDataRefused(VerifyError):
@@ -161,22 +160,19 @@ def _verified_payload(jws: str, jwk: dict[str, Any], typ: str, max_length: int) 
         key: PublicKey = load_public_jwk(jwk)
     except KeyStorageError as error:
         raise StatusDataRefused("MALFORMED", f"the status key is unusable: {error}") from error
-    # 1. syntax
-    if not isinstance(jws, str) or len(jws) > max_length:
-        raise StatusDataRefused("MALFORMED", f"not a JWS of at most {max_length} characters")
-    segments = jws.split(".")
-    if len(segments) != 3:
-        raise StatusDataRefused("MALFORMED", "a JWS has three segments")
-    header = _json_object(_b64url_decode(segments[0], "header"), "header")
-    payload = _json_object(_b64url_decode(segments[1], "payload"), "payload")
-    signature = _b64url_decode(segments[2], "signature")
-    if set(header) != _HEADER_MEMBERS:
-        raise StatusDataRefused("MALFORMED", "the header must hold exactly alg, kid and typ")
+    # 1. syntax (the strict token parser: canonical base64url, exact header, no duplicates)
+    if not isinstance(jws, str):
+        raise StatusDataRefused("MALFORMED", "not a JWS")
+    try:
+        parsed = parse_token(jws, max_length, typ=typ)
+    except TokenFormatError as error:
+        raise StatusDataRefused("MALFORMED", error.detail) from error
     algorithm = algorithm_of(key)
-    if header["typ"] != typ or header["alg"] != algorithm:
-        raise StatusDataRefused("MALFORMED", f"the header must say typ {typ!r} and alg {algorithm!r}")
+    if parsed.header.alg != algorithm:
+        raise StatusDataRefused("MALFORMED", f"the header must say alg {algorithm!r}")
+    payload = parsed.payload
     # 2. signature, with the caller's key and that key's algorithm
-    if not verify_signature(algorithm, key, f"{segments[0]}.{segments[1]}".encode("ascii"), signature):
+    if not verify_signature(algorithm, key, parsed.signing_input, parsed.signature):
         raise StatusDataRefused("SIG_INVALID", "the signature does not verify with the region's status key")
     return payload
 
@@ -213,16 +209,6 @@ def _b64url_decode(segment: str, name: str) -> bytes:
     if b64url(decoded) != segment:
         raise StatusDataRefused("MALFORMED", f"{name} is not canonical unpadded base64url")
     return decoded
-
-
-def _json_object(raw: bytes, name: str) -> dict[str, Any]:
-    try:
-        value = strict_json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, strict_json.StrictJsonError) as error:
-        raise StatusDataRefused("MALFORMED", f"{name} is not strict UTF-8 JSON: {error}") from error
-    if not isinstance(value, dict):
-        raise StatusDataRefused("MALFORMED", f"{name} is not a JSON object")
-    return value
 
 
 def _inflate(compressed: bytes, expected: int) -> bytes:

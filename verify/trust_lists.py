@@ -15,26 +15,20 @@ result carries ``sequence`` and ``expires_at`` and :meth:`SignedTrustList.expire
 
 from __future__ import annotations
 
-import base64
-import binascii
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from signing import strict_json
 from signing.algorithms import Algorithm, PublicKey, algorithm_of, require_algorithm, verify_signature
-from signing.errors import KeyStorageError, UnsupportedAlgorithm
+from signing.errors import KeyStorageError, TokenFormatError, UnsupportedAlgorithm
 from signing.jwk import key_id, load_public_jwk, thumbprint
+from signing.tokens import parse_token
 from verify.errors import VerifyError
 
 TRUST_LIST_TYPE: Final = "ecert-trust-list"
 TRUST_LIST_ALGORITHM: Final = "EdDSA"
-HEADER_MEMBERS: Final = frozenset({"alg", "kid", "typ"})
 MAX_TRUST_LIST_LENGTH: Final = 4 * 1024 * 1024
 KEY_STATES: Final = frozenset({"active", "retired", "compromised"})
-
-_BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
 
 
 class TrustListError(VerifyError):
@@ -132,15 +126,13 @@ def read_trust_list(
     """
     if (pinned_root_jwk is None) == (fingerprint is None):
         raise ValueError("pin the root with exactly one of pinned_root_jwk or fingerprint")
-    if len(jws) > MAX_TRUST_LIST_LENGTH:
-        raise TrustListMalformed(f"a trust list is at most {MAX_TRUST_LIST_LENGTH} characters")
-    segments = jws.split(".")
-    if len(segments) != 3:
-        raise TrustListMalformed(f"a trust list has 3 dot-separated segments, not {len(segments)}")
-    header = _json_object(_segment(segments[0], "header"), "header")
-    payload = _json_object(_segment(segments[1], "payload"), "payload")
-    signature = _segment(segments[2], "signature")
-    _check_header(header)
+    try:
+        parsed = parse_token(jws, MAX_TRUST_LIST_LENGTH, typ=TRUST_LIST_TYPE)
+    except TokenFormatError as error:
+        raise TrustListMalformed(error.detail) from error
+    if parsed.header.alg != TRUST_LIST_ALGORITHM:
+        raise TrustListMalformed(f"a trust list is signed with {TRUST_LIST_ALGORITHM}")
+    payload = parsed.payload
     root_member = _member(payload, "root", dict, "payload")
     listed_root = _jwk(root_member, "root")
 
@@ -158,11 +150,10 @@ def read_trust_list(
             raise TrustListUntrusted("the trust list announces a root other than the pinned one")
         pinned_key = listed_root
 
-    if header["kid"] != pinned:
+    if parsed.header.kid != pinned:
         raise TrustListUntrusted("the trust list is signed by a root other than the pinned one")
-    signing_input = f"{segments[0]}.{segments[1]}".encode("ascii")
     if algorithm_of(pinned_key) != TRUST_LIST_ALGORITHM or not verify_signature(
-        TRUST_LIST_ALGORITHM, pinned_key, signing_input, signature
+        TRUST_LIST_ALGORITHM, pinned_key, parsed.signing_input, parsed.signature
     ):
         raise TrustListUntrusted("the trust list's signature does not verify under the pinned root")
     # Signed by the pinned root from here on; a list announcing a new root is a root
@@ -257,39 +248,6 @@ def _key(entry: Any) -> ListedKey:
         state=state,
         compromised_since=compromised_since,
     )
-
-
-def _check_header(header: dict[str, Any]) -> None:
-    if set(header) != HEADER_MEMBERS:
-        raise TrustListMalformed("the header holds exactly alg, kid and typ")
-    if header["alg"] != TRUST_LIST_ALGORITHM:
-        raise TrustListMalformed(f"a trust list is signed with {TRUST_LIST_ALGORITHM}")
-    if header["typ"] != TRUST_LIST_TYPE:
-        raise TrustListMalformed(f"typ must be {TRUST_LIST_TYPE!r}")
-    if not isinstance(header["kid"], str):
-        raise TrustListMalformed("kid must be a string")
-
-
-def _segment(segment: str, name: str) -> bytes:
-    if not _BASE64URL.fullmatch(segment) or len(segment) % 4 == 1:
-        raise TrustListMalformed(f"{name} is not unpadded base64url")
-    try:
-        decoded = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-    except binascii.Error as error:
-        raise TrustListMalformed(f"{name} is not base64url") from error
-    if base64.urlsafe_b64encode(decoded).rstrip(b"=").decode("ascii") != segment:
-        raise TrustListMalformed(f"{name} is not canonical base64url")
-    return decoded
-
-
-def _json_object(raw: bytes, name: str) -> dict[str, Any]:
-    try:
-        value = strict_json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, strict_json.StrictJsonError) as error:
-        raise TrustListMalformed(f"{name}: {error}") from error
-    if not isinstance(value, dict):
-        raise TrustListMalformed(f"{name} is not a JSON object")
-    return value
 
 
 def _member(container: dict[str, Any], name: str, kind: type, where: str) -> Any:
