@@ -13,6 +13,8 @@ documents every member; keep the two in step.
          certificate type's (catalog ``holder_id_type``)
     f    values of the type's QR fields, in catalog ``qr_fields`` order, null where
          absent (absent altogether when the type has no QR fields)
+    s    the certificate's position in its region's status list (absent in tokens
+         issued before positions existed: such tokens need the online status answer)
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from signing.errors import TokenFormatError
 
 MAX_FIELD_VALUE_LENGTH = 2000
 MAX_QR_FIELDS = 16
+MAX_STATUS_POSITION = 1 << 26  # registry.status_list.MAX_POSITIONS; a list holds no more
 LATEST_TIME = 253402300799  # 9999-12-31T23:59:59Z, the last second a datetime can hold
 FieldValue = str | int | float | None
 
@@ -43,6 +46,7 @@ class CertificateClaims:
     expires: int | None
     holder: HolderClaims
     fields: tuple[FieldValue, ...] = ()
+    status_index: int | None = None
 
     @property
     def valid_from(self) -> int:
@@ -58,6 +62,8 @@ class CertificateClaims:
         payload["h"] = {"n": self.holder.name, "i": self.holder.id_number}
         if self.fields:
             payload["f"] = list(self.fields)
+        if self.status_index is not None:
+            payload["s"] = self.status_index
         return payload
 
     @classmethod
@@ -67,7 +73,7 @@ class CertificateClaims:
         Raises:
             TokenFormatError: ``MALFORMED`` when a claim is missing, unknown or of the wrong type.
         """
-        unknown = sorted(set(payload) - {"iss", "jti", "iat", "nbf", "exp", "h", "f"})
+        unknown = sorted(set(payload) - {"iss", "jti", "iat", "nbf", "exp", "h", "f", "s"})
         if unknown:
             raise TokenFormatError("MALFORMED", f"unknown claims: {', '.join(unknown)}")
         holder = payload.get("h")
@@ -84,6 +90,7 @@ class CertificateClaims:
             expires=_time(payload, "exp") if "exp" in payload else None,
             holder=HolderClaims(name=_string(holder, "n"), id_number=_string(holder, "i")),
             fields=tuple(fields),
+            status_index=_position(payload) if "s" in payload else None,
         )
 
 
@@ -99,6 +106,13 @@ def _time(members: dict[str, Any], name: str) -> int:
     # bool is an int in Python; a boolean time is malformed.
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= LATEST_TIME:
         raise TokenFormatError("MALFORMED", f"claim {name} must be a time in whole seconds")
+    return value
+
+
+def _position(members: dict[str, Any]) -> int:
+    value = members.get("s")
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < MAX_STATUS_POSITION:
+        raise TokenFormatError("MALFORMED", "claim s must be a status-list position")
     return value
 
 

@@ -87,6 +87,7 @@ def issue_certificate(
     region = current_region(session)
     certificate_id = str(CertificateId.new(certificate_type.code, office.credit_code))
     issued_at = now.replace(microsecond=0)
+    status_index = take_status_index(session, region)
     claims = CertificateClaims(
         region=region.code,
         certificate_id=certificate_id,
@@ -95,6 +96,7 @@ def issue_certificate(
         expires=None if valid_until is None else int(valid_until.timestamp()),
         holder=HolderClaims(name=request.holder.name, id_number=mask_id_number(request.holder.id_type, id_number)),
         fields=tuple(request.fields.get(name) for name in certificate_type.qr_fields),
+        status_index=status_index,
     )
     token = _sign(keyring, key, claims)
     if len(token) > MAX_TOKEN_LENGTH or len(f"{region.public_url}/v#{token}".encode()) > MAX_QR_TEXT_BYTES:
@@ -117,7 +119,7 @@ def issue_certificate(
         token=token,
         idempotency_key=idempotency_key,
         request_digest=digest if idempotency_key is not None else None,
-        status_index=take_status_index(session, region),
+        status_index=status_index,
     )
     session.add(certificate)
     audit.record(

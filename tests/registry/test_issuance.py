@@ -18,7 +18,7 @@ from registry.models import AuditRecord, Certificate, SigningKey
 from tests.conftest import OFFICE_CODE, make_office
 from tests.registry.builders import error_fields, with_fields, with_holder
 
-CLAIM_ORDER = ["iss", "jti", "iat", "nbf", "exp", "h", "f"]
+CLAIM_ORDER = ["iss", "jti", "iat", "nbf", "exp", "h", "f", "s"]
 DL_DEFAULT_DAYS = 2191
 CHINA_STANDARD_TIME = timezone(timedelta(hours=8))
 
