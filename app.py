@@ -89,9 +89,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from documents.api import blueprint as documents_api
     from documents.cli import export_pdfs_command
     from registry.api import blueprint as registry_api
-    from registry.cli import demo_command, office_group, region_group
+    from registry.cli import bundle_group, demo_command, office_group, region_group
     from verify.api import blueprint as verify_api
-    from verify.cli import verify_command
+    from verify.cli import peer_group, verify_command
     from web.context import close_db
     from web.pages import blueprint as pages
     from web.status_api import blueprint as status_api
@@ -102,7 +102,15 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(pages)
     app.register_blueprint(status_api)
     app.teardown_appcontext(close_db)
-    for command in (region_group, office_group, demo_command, verify_command, export_pdfs_command):
+    for command in (
+        region_group,
+        office_group,
+        peer_group,
+        bundle_group,
+        demo_command,
+        verify_command,
+        export_pdfs_command,
+    ):
         app.cli.add_command(command)
     _register_error_handlers(app)
     app.after_request(_baseline_headers)

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from registry.database import is_sqlite, make_engine, make_session_factory
 from signing.keystore import KeyRing
+from verify.fetch import Fetcher
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,8 @@ class Deployment:
         self.read_sessions: sessionmaker[Session] = make_session_factory(self.read_engine)
         self.keyring = KeyRing(settings.key_passphrase)
         self.clock = clock
+        # One HTTP client for fetching peers' signed documents (trust and status lists).
+        self.fetcher = Fetcher()
 
     def now(self) -> datetime:
         return self.clock()
@@ -121,6 +124,7 @@ class Deployment:
             session.close()
 
     def dispose(self) -> None:
+        self.fetcher.close()
         self.engine.dispose()
         self.read_engine.dispose()
 

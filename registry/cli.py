@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
+from pathlib import Path
 
 import click
 from flask import current_app
@@ -10,10 +11,12 @@ from flask.cli import AppGroup, with_appcontext
 
 from console import Outcome, cli_actor, reporting
 from deployment import Deployment
+from registry.bundle import export_bundle
 from registry.errors import FieldError, InvalidInput
 from registry.offices import add_office as add_office_record
 from registry.offices import get_office, issue_api_token, mark_key_compromised, revoke_api_tokens, rotate_key
 from registry.regions import current_region, init_region, root_fingerprint
+from registry.roots import rotate_root
 from registry.times import iso_utc
 from registry.trust_list import newest_trust_list, publish_trust_list
 from signing.algorithms import ALGORITHMS, require_algorithm
@@ -72,6 +75,24 @@ def show_command() -> Outcome:
             None if newest is None else newest.sequence,
             None,
         )
+
+
+@region_group.command("rotate-root")
+@reporting
+def rotate_root_command() -> Outcome:
+    """Replace the root key: the old root signs a statement naming the new one, and a
+    trust list signed by the new root is published (peers follow it on their next sync)."""
+    deployment = _deployment()
+    with deployment.session() as session:
+        rotation = rotate_root(session, deployment.keyring, now=deployment.now(), actor=cli_actor())
+        session.commit()
+        region = current_region(session)
+        outcome = _region_outcome(
+            region.code, region.name, region.public_url, rotation.new_kid, rotation.sequence, "root rotated"
+        )
+        outcome.result["previous_root_fingerprint"] = rotation.old_kid
+        outcome.lines.insert(2, f"previous root fingerprint: {rotation.old_kid} (its private key is erased)")
+        return outcome
 
 
 def _region_outcome(
@@ -259,3 +280,29 @@ def demo_command() -> Outcome:
             },
             lines,
         )
+
+
+@click.group("bundle", cls=AppGroup)
+def bundle_group() -> None:
+    """Offline bundles for service halls that lose connectivity."""
+
+
+@bundle_group.command("export")
+@click.option("--out", "out_file", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--hours", default=24, show_default=True, type=click.IntRange(1, 168), help="How long it stays valid.")
+@reporting
+def bundle_export_command(out_file: Path, hours: int) -> Outcome:
+    """Write one signed file with the trust lists and status lists of every recognised region."""
+    deployment = _deployment()
+    now = deployment.now()
+    with deployment.session() as session:
+        bundle = export_bundle(session, deployment.keyring, now=now, actor=cli_actor(), lifetime=timedelta(hours=hours))
+        session.commit()
+    partial = out_file.with_name(out_file.name + ".partial")
+    partial.write_text(bundle + "\n", encoding="ascii")
+    partial.replace(out_file)  # never a half-written bundle under its final name
+    expires = iso_utc(now + timedelta(hours=hours))
+    return Outcome(
+        {"out": str(out_file), "bytes": len(bundle) + 1, "expires_at": expires},
+        [f"bundle written to {out_file} ({len(bundle) + 1} bytes), valid until {expires}"],
+    )

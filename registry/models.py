@@ -66,6 +66,52 @@ class TrustList(Base):
     jws: Mapped[str] = mapped_column(Text)
 
 
+class RootRotation(Base):
+    """A change of this region's root key: a statement the old root signed, naming the new
+    one. Every later trust list carries all of them, so a peer that pinned any earlier
+    root can follow the chain to the current one (as TUF's root N+1 signed by root N)."""
+
+    __tablename__ = "root_rotation"
+
+    # The sequence number of the first trust list the new root signs.
+    sequence: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    old_kid: Mapped[str] = mapped_column(String(64))
+    new_kid: Mapped[str] = mapped_column(String(64), unique=True)
+    jws: Mapped[str] = mapped_column(Text)
+    rotated_at: Mapped[datetime]
+
+
+class Peer(Base):
+    """Another region this one recognises: its pinned root, and the newest good copies of
+    its signed trust list and status list (byte for byte as the peer's keys signed them)."""
+
+    __tablename__ = "peer"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    region_code: Mapped[str] = mapped_column(String(6), unique=True)
+    region_name: Mapped[str] = mapped_column(String(100))
+    url: Mapped[str] = mapped_column(String(500))
+    # The fingerprint an administrator pinned out of band, and the root reached from it
+    # by following root rotations (the same until the peer rotates its root).
+    pinned_fingerprint: Mapped[str] = mapped_column(String(64))
+    root_fingerprint: Mapped[str] = mapped_column(String(64))
+    root_public_jwk: Mapped[dict[str, Any]]
+    sequence: Mapped[int]
+    trust_list: Mapped[str] = mapped_column(Text)
+    trust_list_expires_at: Mapped[datetime]
+    trust_list_fetched_at: Mapped[datetime]
+    status_list: Mapped[str | None] = mapped_column(Text)
+    status_list_expires_at: Mapped[datetime | None]
+    status_list_fetched_at: Mapped[datetime | None]
+    # The outcome of the last sync attempt: no code means it succeeded.
+    last_attempt_at: Mapped[datetime | None]
+    last_error_code: Mapped[str | None] = mapped_column(String(32))
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    # When an unknown kid last made us refetch the trust list (rate limit).
+    key_refresh_at: Mapped[datetime | None]
+    added_at: Mapped[datetime]
+
+
 class CertificateType(Base):
     """A catalog entry (证照类型): what a certificate of this type holds and how it is shown."""
 

@@ -104,7 +104,7 @@ def status_answer(session: Session, keyring: KeyRing, certificate_id: str, *, no
     }
     if found is not None:
         payload["sig"] = signing_input_digest(found.token)
-    return _sign(region, keyring, payload, ANSWER_TYPE)
+    return sign_with_status_key(region, keyring, payload, ANSWER_TYPE)
 
 
 def status_list(session: Session, keyring: KeyRing, *, now: datetime, lifetime: timedelta = LIST_LIFETIME) -> str:
@@ -131,7 +131,7 @@ def status_list(session: Session, keyring: KeyRing, *, now: datetime, lifetime: 
         "size": size,
         "lst": b64url(zlib.compress(pack_statuses(size, statuses), 9)),
     }
-    return _sign(region, keyring, payload, LIST_TYPE)
+    return sign_with_status_key(region, keyring, payload, LIST_TYPE)
 
 
 def signing_input_digest(token: str) -> str:
@@ -140,7 +140,8 @@ def signing_input_digest(token: str) -> str:
     return b64url(hashlib.sha256(signing_input).digest())
 
 
-def _sign(region: Region, keyring: KeyRing, payload: dict[str, Any], typ: str) -> str:
+def sign_with_status_key(region: Region, keyring: KeyRing, payload: dict[str, Any], typ: str) -> str:
+    """Sign ``payload`` with the region's status key (typ ``typ``)."""
     if region.status_kid is None or region.status_private_key is None:
         raise RegionNotInitialised("the region has no status key; it predates status lists")
     stored = region.status_private_key

@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from registry import audit
-from registry.models import Office, Region, SigningKey, TrustList
+from registry.models import Office, Region, RootRotation, SigningKey, TrustList
 from registry.regions import current_region
 from registry.times import iso_utc
 from signing.keystore import KeyRing
@@ -58,7 +58,7 @@ def publish_trust_list(
     """
     if lifetime <= timedelta(0):
         raise ValueError("a trust list's lifetime must be positive")
-    region = _lock_region(session)
+    region = lock_region(session)
     previous = session.scalar(select(func.max(TrustList.sequence)))
     sequence = 1 if previous is None else previous + 1
     issued_at = now.astimezone(UTC).replace(microsecond=0)
@@ -102,7 +102,7 @@ def current_trust_list(
     if newest is not None and is_fresh(newest, now):
         return newest
     # Re-read under the lock: a concurrent caller may have just published.
-    _lock_region(session)
+    lock_region(session)
     newest = newest_trust_list(session)
     if newest is not None and is_fresh(newest, now):
         return newest
@@ -141,6 +141,7 @@ def trust_list_payload(
         "iat": _epoch(issued_at),
         "exp": _epoch(expires_at),
         "root": {**region.root_public_jwk, "kid": region.root_kid},
+        "root_chain": list(session.scalars(select(RootRotation.jws).order_by(RootRotation.sequence))),
         "status_key": status_key,
         "offices": [
             {
@@ -173,7 +174,9 @@ def _key_entry(key: SigningKey) -> dict[str, Any]:
     }
 
 
-def _lock_region(session: Session) -> Region:
+def lock_region(session: Session) -> Region:
+    """This region's row, locked for the rest of the transaction (PostgreSQL: ``FOR
+    UPDATE``; SQLite's writing sessions already hold the database's write lock)."""
     region = current_region(session)
     session.execute(select(Region.id).where(Region.id == region.id).with_for_update())
     return region

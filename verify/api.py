@@ -10,6 +10,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from documents.errors import PdfTooLarge
 from documents.reading import MAX_PDF_BYTES, PdfReading, has_visible_text, read_certificate_pdf, visible_mismatches
 from verify.errors import BadVerificationRequest
+from verify.peers import live_trust_store
 from verify.report import WITHHELD, VerificationReport, answer
 from verify.verifier import Verifier
 from web.context import deployment, json_body, now, read_db
@@ -30,6 +31,13 @@ def verify() -> Response:
     return response
 
 
+def live_verifier() -> Verifier:
+    """The request's verifier: our registry, our peers, online status from other regions."""
+    running = deployment()
+    trust = live_trust_store(read_db(), writer=running.sessions, fetcher=running.fetcher, now=now(), actor="verifier")
+    return Verifier(read_db(), now=now(), leeway=running.settings.verify_leeway, trust=trust)
+
+
 def verify_request(body: Any) -> VerificationReport:
     """Verify ``{token}`` or ``{qr_text}``.
 
@@ -38,7 +46,7 @@ def verify_request(body: Any) -> VerificationReport:
     """
     if not isinstance(body, dict) or len(body) != 1 or not isinstance(next(iter(body.values())), str):
         raise BadVerificationRequest('send {"token": "..."} or {"qr_text": "..."}')
-    verifier = Verifier(read_db(), now=now(), leeway=deployment().settings.verify_leeway)
+    verifier = live_verifier()
     if "token" in body:
         return verifier.verify(body["token"])
     if "qr_text" in body:
@@ -64,7 +72,7 @@ def verify_pdf() -> Response:
     if upload is None:
         raise HttpProblem("BAD_REQUEST", "send the PDF as multipart/form-data in the field 'file'")
     reading = read_certificate_pdf(upload.read(MAX_PDF_BYTES + 1))
-    verifier = Verifier(read_db(), now=now(), leeway=deployment().settings.verify_leeway)
+    verifier = live_verifier()
     if reading.token is not None:
         report = verifier.verify(reading.token)
     else:

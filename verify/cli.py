@@ -1,31 +1,173 @@
-"""``flask --app app verify TOKEN``: the same answer as ``POST /api/v1/verify``."""
+"""``verify`` and ``peer`` commands.
+
+* ``verify TOKEN [--bundle FILE [--fingerprint FP]]``: the same answer as ``POST
+  /api/v1/verify``; with a bundle, no network and no database are used.
+* ``peer add --url URL --fingerprint FP``, ``peer sync``, ``peer list``: the regions
+  this one recognises (``docs/peers.md``).
+"""
 
 from __future__ import annotations
 
 import json
+from datetime import datetime
+from pathlib import Path
 
 import click
 from flask import current_app
-from flask.cli import with_appcontext
+from flask.cli import AppGroup, with_appcontext
 
-from console import Outcome, reporting
+from console import Outcome, cli_actor, reporting
 from deployment import Deployment
-from verify.report import answer
-from verify.verifier import Verifier
+from registry.models import Peer
+from registry.times import iso_utc
+from verify.bundle import read_bundle
+from verify.peers import add_peer, health, list_peers, live_trust_store, sync_peer
+from verify.report import VerificationReport, answer
+from verify.trust import TrustStore
+from verify.verifier import Verifier, reference_catalog
+
+
+def _deployment() -> Deployment:
+    return current_app.extensions["ecert"]  # type: ignore[no-any-return]
 
 
 @click.command("verify")
 @click.argument("token")
+@click.option(
+    "--bundle",
+    "bundle_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Verify offline against this bundle (`bundle export`): no network, no database.",
+)
+@click.option(
+    "--fingerprint",
+    default=None,
+    help="With --bundle: the exporting region's pinned root fingerprint (strongly advised).",
+)
 @with_appcontext
 @reporting
-def verify_command(token: str) -> Outcome:
+def verify_command(token: str, bundle_file: Path | None, fingerprint: str | None) -> Outcome:
     """Verify a token (or a QR text ``<URL>/v#<token>``). Exits 1 unless VALID."""
-    deployment: Deployment = current_app.extensions["ecert"]
+    deployment = _deployment()
+    now = deployment.now()
+    if bundle_file is not None:
+        bundle = read_bundle(bundle_file.read_text(encoding="ascii", errors="replace"), fingerprint=fingerprint)
+        trust = TrustStore(now=now, own=None, copies=bundle.copies, valid_until=bundle.expires_at)
+        verifier = Verifier(
+            None, now=now, leeway=deployment.settings.verify_leeway, trust=trust, catalog=reference_catalog()
+        )
+        outcome = _verified(verifier, token)
+        outcome.result["bundle"] = {
+            "issuer": bundle.issuer,
+            "root_fingerprint": bundle.root_fingerprint,
+            "pinned": fingerprint is not None,
+            "expires_at": iso_utc(bundle.expires_at),
+        }
+        if fingerprint is None:
+            outcome.lines.append(
+                f"bundle of region {bundle.issuer}, root {bundle.root_fingerprint} (not pinned: compare it, "
+                "or pass --fingerprint)"
+            )
+        return outcome
     with deployment.read_session() as session:
-        verifier = Verifier(session, now=deployment.now(), leeway=deployment.settings.verify_leeway)
-        report = verifier.verify_qr_text(token) if "/v#" in token else verifier.verify(token)
-        result = answer(report)
-        lines = [f"{result['verdict']} {result['code']}: {result['message']['en']}"]
-        if result["certificate"]:
-            lines.append(json.dumps(result["certificate"], ensure_ascii=False, indent=2))
-        return Outcome(result, lines, exit_code=0 if report.valid else 1)
+        trust = live_trust_store(
+            session, writer=deployment.sessions, fetcher=deployment.fetcher, now=now, actor=cli_actor()
+        )
+        return _verified(Verifier(session, now=now, leeway=deployment.settings.verify_leeway, trust=trust), token)
+
+
+def _verified(verifier: Verifier, token: str) -> Outcome:
+    report: VerificationReport = verifier.verify_qr_text(token) if "/v#" in token else verifier.verify(token)
+    result = answer(report)
+    lines = [f"{result['verdict']} {result['code']}: {result['message']['en']}"]
+    if result["certificate"]:
+        lines.append(json.dumps(result["certificate"], ensure_ascii=False, indent=2))
+    return Outcome(result, lines, exit_code=0 if report.valid else 1)
+
+
+@click.group("peer", cls=AppGroup)
+def peer_group() -> None:
+    """Other regions this one recognises (跨区域互认)."""
+
+
+@peer_group.command("add")
+@click.option("--url", required=True, help="The peer's public base URL.")
+@click.option("--fingerprint", required=True, help="The peer's root fingerprint, exchanged out of band.")
+@reporting
+def peer_add_command(url: str, fingerprint: str) -> Outcome:
+    """Fetch the peer's trust list, accept it only if the pinned root signed it, and store it."""
+    deployment = _deployment()
+    now = deployment.now()
+    with deployment.session() as session:
+        peer, outcome = add_peer(
+            session, deployment.fetcher, url=url, fingerprint=fingerprint, now=now, actor=cli_actor()
+        )
+        session.commit()
+        result = _peer_row(peer, now)
+        lines = [f"peer {peer.region_code} {peer.region_name} added: trust list sequence {peer.sequence}"]
+        if not outcome.ok:
+            lines.append(f"warning: {outcome.error_code}: {outcome.error}")
+        return Outcome(result, lines)
+
+
+@peer_group.command("sync")
+@reporting
+def peer_sync_command() -> Outcome:
+    """Refresh every peer's trust list and status list. Exits 1 if any peer failed."""
+    deployment = _deployment()
+    now = deployment.now()
+    outcomes = []
+    with deployment.session() as session:
+        for peer in list_peers(session):
+            outcomes.append(sync_peer(session, deployment.fetcher, peer, now=now, actor=cli_actor()))
+            session.commit()  # each peer on its own: one peer's failure keeps the others' news
+        lines = [
+            f"{o.region_code}: sequence {o.sequence}" + ("" if o.ok else f" — {o.error_code}: {o.error}")
+            for o in outcomes
+        ] or ["no peers"]
+        result = {
+            "peers": [
+                {
+                    "region": o.region_code,
+                    "sequence": o.sequence,
+                    "changed": o.changed,
+                    "error": o.error_code,
+                    "detail": o.error,
+                }
+                for o in outcomes
+            ]
+        }
+        return Outcome(result, lines, exit_code=0 if all(o.ok for o in outcomes) else 1)
+
+
+@peer_group.command("list")
+@reporting
+def peer_list_command() -> Outcome:
+    """Each peer's trust-list sequence, age and health."""
+    deployment = _deployment()
+    now = deployment.now()
+    with deployment.read_session() as session:
+        rows = [_peer_row(peer, now) for peer in list_peers(session)]
+    lines = [
+        f"{row['region']} {row['name']}  seq {row['sequence']}  age {row['age_seconds']}s  {row['health']}"
+        + (f" ({row['last_error']})" if row["last_error"] else "")
+        for row in rows
+    ] or ["no peers"]
+    return Outcome({"peers": rows}, lines)
+
+
+def _peer_row(peer: Peer, now: datetime) -> dict[str, object]:
+    return {
+        "region": peer.region_code,
+        "name": peer.region_name,
+        "url": peer.url,
+        "pinned_fingerprint": peer.pinned_fingerprint,
+        "root_fingerprint": peer.root_fingerprint,
+        "sequence": peer.sequence,
+        "age_seconds": int((now - peer.trust_list_fetched_at).total_seconds()),
+        "trust_list_expires_at": iso_utc(peer.trust_list_expires_at),
+        "status_list_expires_at": None if peer.status_list_expires_at is None else iso_utc(peer.status_list_expires_at),
+        "health": health(peer, now),
+        "last_error": peer.last_error_code,
+        "last_error_detail": peer.last_error,
+    }

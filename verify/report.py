@@ -43,6 +43,8 @@ class VerificationReport:
     region: TrustedRegion | None = None
     key: TrustedKey | None = None
     status: Status | None = None
+    # Who answered steps 7 and 8: "registry" (ours), "issuer" (online), "status-list".
+    status_source: str | None = None
 
     @property
     def valid(self) -> bool:
@@ -64,6 +66,7 @@ def answer(report: VerificationReport) -> dict[str, Any]:
         "detail": report.detail,
         "certificate": _certificate(report),
         "issuer": _issuer(report),
+        "status_source": report.status_source,
         "checked_at": iso_utc(report.checked_at),
     }
 

@@ -1,21 +1,84 @@
-"""Where the verifier learns whether a certificate is registered, and its status."""
+"""Where the verifier learns whether a certificate is registered, and its status.
+
+* :class:`OwnRegistry`: our own registry, exact and always current.
+* :class:`PeerRegistry`: another region's registry, asked in this order (issue 4):
+  1. online: the issuing region's signed status answer for this identifier, bound to
+     the exact token (short timeout);
+  2. its signed status list as we hold it, while that list is current;
+  3. otherwise :class:`StatusUnavailable` (the verdict is UNDETERMINED, never INVALID).
+
+A status list cannot tell which token holds a position, only its status; so from a list
+an unused position is ``NOT_IN_REGISTRY`` only when the list was signed well after the
+token's issue time, and anything else it cannot settle is unavailable.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Final, Protocol
+from urllib.parse import quote
 
 from sqlalchemy.orm import Session
 
 from registry.models import Certificate
 from registry.status import Status
+from signing.jwk import b64url, public_jwk
+from verify.errors import VerifyError
+from verify.fetch import Fetcher, FetchFailed
+from verify.status_sources import (
+    CLOCK_SKEW,
+    MAX_ANSWER_LENGTH,
+    StatusDataRefused,
+    read_status_answer,
+    read_status_list,
+)
+from verify.trust_lists import SignedTrustList
+
+ONLINE_STATUS_TIMEOUT: Final = 2.0  # seconds: a verifier at a counter must not hang
+# A list signed this long after a token's issue time would hold its position, had the
+# issuing registry recorded it (issuance commits within moments of iat).
+REGISTRATION_MARGIN: Final = timedelta(seconds=60)
+
+OWN_REGISTRY: Final = "registry"
+ISSUER_ONLINE: Final = "issuer"
+STATUS_LIST: Final = "status-list"
+
+
+class StatusUnavailable(VerifyError):
+    """No source could say whether the certificate is registered, or its status."""
+
+    code = "STATUS_UNAVAILABLE"
 
 
 @dataclass(frozen=True)
 class RegistryRecord:
-    """What the issuing registry holds for a certificate identifier."""
+    """The issuing registry holds this very token, with this status; ``source`` says who said so."""
 
-    signing_input: bytes
     status: Status
+    source: str
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """What a registry is asked about a token whose signature has verified."""
+
+    certificate_id: str
+    signing_input: bytes
+    status_index: int | None
+    issued_at: datetime
+
+
+class Registry(Protocol):
+    def lookup(self, token: Lookup) -> RegistryRecord | None:
+        """The record of exactly this token, or None if the registry never issued it.
+
+        Raises:
+            StatusUnavailable: the registry cannot be asked now.
+            sqlalchemy.exc.SQLAlchemyError: our own registry cannot be read.
+        """
+        ...
 
 
 class OwnRegistry:
@@ -24,14 +87,66 @@ class OwnRegistry:
     def __init__(self, session: Session) -> None:
         self._session = session
 
-    def lookup(self, certificate_id: str) -> RegistryRecord | None:
-        """The record for ``certificate_id``, or None if the registry never issued it.
-
-        Raises:
-            sqlalchemy.exc.SQLAlchemyError: the registry cannot be read.
-        """
-        row = self._session.get(Certificate, certificate_id)
-        if row is None:
+    def lookup(self, token: Lookup) -> RegistryRecord | None:
+        row = self._session.get(Certificate, token.certificate_id)
+        if row is None or row.token.rsplit(".", 1)[0].encode("ascii") != token.signing_input:
             return None
-        header_and_payload = row.token.rsplit(".", 1)[0]
-        return RegistryRecord(signing_input=header_and_payload.encode("ascii"), status=Status(row.status))
+        return RegistryRecord(status=Status(row.status), source=OWN_REGISTRY)
+
+
+class PeerRegistry:
+    """Another region's registry, through its signed status answers and status list."""
+
+    def __init__(
+        self, listed: SignedTrustList, status_list: str | None, *, fetcher: Fetcher | None, now: datetime
+    ) -> None:
+        self._listed = listed
+        self._status_list = status_list
+        self._fetcher = fetcher
+        self._now = now
+
+    def lookup(self, token: Lookup) -> RegistryRecord | None:
+        if self._listed.status_key is None:
+            raise StatusUnavailable(f"region {self._listed.region_code} publishes no status key")
+        key = public_jwk(self._listed.status_key)
+        problems = []
+        if self._fetcher is not None:
+            try:
+                return self._online(token, key)
+            except (FetchFailed, StatusDataRefused) as error:
+                problems.append(f"online: {error}")
+        else:
+            problems.append("offline")
+        try:
+            return self._from_list(token, key)
+        except StatusUnavailable as error:
+            problems.append(f"status list: {error}")
+        raise StatusUnavailable("; ".join(problems))
+
+    def _online(self, token: Lookup, key: dict[str, Any]) -> RegistryRecord | None:
+        assert self._fetcher is not None
+        url = self._listed.endpoints.status.replace("{id}", quote(token.certificate_id, safe=""))
+        jws = self._fetcher.get_text(url, max_bytes=MAX_ANSWER_LENGTH, timeout=ONLINE_STATUS_TIMEOUT)
+        answer = read_status_answer(
+            jws, key, issuer=self._listed.region_code, certificate_id=token.certificate_id, now=self._now
+        )
+        digest = b64url(hashlib.sha256(token.signing_input).digest())
+        if not answer.known or answer.token_digest != digest or answer.status is None:
+            return None
+        return RegistryRecord(status=answer.status, source=ISSUER_ONLINE)
+
+    def _from_list(self, token: Lookup, key: dict[str, Any]) -> RegistryRecord | None:
+        if self._status_list is None:
+            raise StatusUnavailable("none held")
+        try:
+            held = read_status_list(self._status_list, key, issuer=self._listed.region_code, now=self._now)
+        except StatusDataRefused as error:
+            raise StatusUnavailable(f"the held list is not usable ({error})") from error
+        if token.status_index is None:
+            raise StatusUnavailable("the token carries no status-list position")
+        status = held.status_at(token.status_index)
+        if status is not None:
+            return RegistryRecord(status=status, source=STATUS_LIST)
+        if held.issued_at >= token.issued_at + REGISTRATION_MARGIN + CLOCK_SKEW:
+            return None
+        raise StatusUnavailable("the held list is older than the certificate")

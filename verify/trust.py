@@ -1,22 +1,33 @@
-"""What the verifier trusts: the regions it recognises and their keys.
+"""What the verifier trusts: the regions it recognises, their keys, and where their
+registries answer.
 
-For now that is our own region, read from our registry. Peers' synced trust lists
-(issue 4) will stand beside it behind the same :class:`TrustedRegion` shape.
+One :class:`TrustStore` serves every verification, keyed by (region, kid): our own
+region is read from our registry (always current); each peer from the signed copies
+``peer sync`` stored (:mod:`verify.peers`), re-verified under its pinned root; with an
+offline bundle, every region from the bundle (:mod:`verify.bundle`). Keys come only
+from those lists, never from a token.
 """
 
 from __future__ import annotations
 
+import functools
+import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from registry.models import SigningKey
+from registry.models import Office, SigningKey
 from registry.offices import COMPROMISED
 from registry.regions import find_region
 from signing.algorithms import Algorithm, PublicKey, require_algorithm
 from signing.jwk import load_public_jwk
+from verify.fetch import Fetcher
+from verify.sources import OwnRegistry, PeerRegistry, Registry
+from verify.trust_lists import SignedTrustList, TrustListError, read_trust_list
 
 
 @dataclass(frozen=True)
@@ -36,35 +47,150 @@ class TrustedKey:
 
 @dataclass(frozen=True)
 class TrustedRegion:
+    """A recognised region. ``expires_at`` is its trust list's expiry (None for our own
+    region, read live from the registry): past it, verdicts are UNDETERMINED."""
+
     code: str
     name: str
     public_url: str
+    expires_at: datetime | None = None
+
+    def stale(self, now: datetime) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
 
 
-class OwnRegionTrust:
-    """Our own region's keys, read from our registry."""
+@dataclass(frozen=True)
+class RegionCopy:
+    """A region's signed copies as a verifier holds them (a peer row or a bundle entry)."""
 
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    region_code: str
+    root_public_jwk: dict[str, Any]
+    trust_list: str
+    status_list: str | None
+
+
+class TrustStore:
+    """Our own region (from ``own``, a registry session) and other regions (their copies).
+
+    ``fetcher`` lets peer lookups ask the issuing region online; without it (offline
+    bundle) only cached status lists answer; ``valid_until`` (the bundle's expiry) caps
+    every list's. ``refresh`` is called at most once per
+    region per verifier when a token names a kid that region's held list lacks; it
+    returns the copies held afterwards (or None).
+    """
+
+    def __init__(
+        self,
+        *,
+        now: datetime,
+        own: Session | None,
+        copies: Mapping[str, RegionCopy] | Callable[[], Mapping[str, RegionCopy]],
+        fetcher: Fetcher | None = None,
+        refresh: Callable[[str], RegionCopy | None] | None = None,
+        valid_until: datetime | None = None,
+    ) -> None:
+        self._now = now
+        self._own = own
+        self._copies_source = copies
+        self._copies: dict[str, RegionCopy] | None = None
+        self._fetcher = fetcher
+        self._refresh = refresh
+        self._refreshed: set[str] = set()
+        self._valid_until = valid_until
+
+    # -- the verifier's questions
 
     def region(self, code: str) -> TrustedRegion | None:
-        region = find_region(self._session)
-        if region is None or region.code != code:
+        if self._own is not None:
+            own = find_region(self._own)
+            if own is not None and own.code == code:
+                return TrustedRegion(code=own.code, name=own.name, public_url=own.public_url)
+        listed = self._listed(code)
+        if listed is None:
             return None
-        return TrustedRegion(code=region.code, name=region.name, public_url=region.public_url)
+        expires_at = listed.expires_at if self._valid_until is None else min(listed.expires_at, self._valid_until)
+        return TrustedRegion(code=code, name=listed.region_name, public_url=listed.public_url, expires_at=expires_at)
 
-    def key(self, kid: str) -> TrustedKey | None:
-        row = self._session.scalars(select(SigningKey).where(SigningKey.kid == kid)).first()
+    def key(self, region: TrustedRegion, kid: str) -> TrustedKey | None:
+        if region.expires_at is None:
+            return self._own_key(kid)
+        listed = self._listed(region.code)
+        found = None if listed is None else _listed_key(listed, kid)
+        if found is None and self._refresh is not None and region.code not in self._refreshed:
+            self._refreshed.add(region.code)
+            copy = self._refresh(region.code)
+            if copy is not None:
+                self._held()[region.code] = copy
+                listed = self._listed(region.code)
+                found = None if listed is None else _listed_key(listed, kid)
+        return found
+
+    def registry(self, region: TrustedRegion) -> Registry:
+        if region.expires_at is None and self._own is not None:
+            return OwnRegistry(self._own)
+        copy = self._held()[region.code]
+        listed = self._listed(region.code)
+        assert listed is not None
+        return PeerRegistry(listed, copy.status_list, fetcher=self._fetcher, now=self._now)
+
+    # -- where the answers come from
+
+    def _held(self) -> dict[str, RegionCopy]:
+        if self._copies is None:
+            source = self._copies_source
+            self._copies = dict(source() if callable(source) else source)
+        return self._copies
+
+    def _listed(self, code: str) -> SignedTrustList | None:
+        copy = self._held().get(code)
+        if copy is None:
+            return None
+        listed = _verified(copy.trust_list, json.dumps(copy.root_public_jwk, sort_keys=True))
+        # A stored copy that no longer verifies is as good as none (it cannot happen
+        # unless the database was edited): the region is then not recognised.
+        return listed if listed is not None and listed.region_code == code else None
+
+    def _own_key(self, kid: str) -> TrustedKey | None:
+        assert self._own is not None
+        row = self._own.scalars(select(SigningKey).where(SigningKey.kid == kid)).first()
         if row is None:
             return None
+        office: Office = row.office
         return TrustedKey(
             kid=row.kid,
             algorithm=require_algorithm(row.algorithm),
             public_key=load_public_jwk(row.public_jwk),
-            office_code=row.office.credit_code,
-            office_name=row.office.name,
+            office_code=office.credit_code,
+            office_name=office.name,
             types=frozenset(row.types),
             not_before=row.not_before,
             not_after=row.not_after,
             compromised_since=row.compromised_since if row.state == COMPROMISED else None,
         )
+
+
+@functools.lru_cache(maxsize=256)
+def _verified(trust_list: str, root_jwk_json: str) -> SignedTrustList | None:
+    """A held trust list, verified under its stored root (cached: the inputs are immutable)."""
+    try:
+        return read_trust_list(trust_list, pinned_root_jwk=json.loads(root_jwk_json))
+    except (TrustListError, ValueError):
+        return None
+
+
+def _listed_key(listed: SignedTrustList, kid: str) -> TrustedKey | None:
+    found = listed.key(kid)
+    if found is None:
+        return None
+    office, key = found
+    return TrustedKey(
+        kid=key.kid,
+        algorithm=key.algorithm,
+        public_key=key.public_key,
+        office_code=office.code,
+        office_name=office.name,
+        types=key.types,
+        not_before=key.not_before,
+        not_after=key.not_after,
+        compromised_since=key.compromised_since,
+    )

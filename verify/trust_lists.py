@@ -6,6 +6,12 @@ that checks the signature is always the pinned one: never the header's ``kid`` (
 must merely name it) and, with a fingerprint pin, the list's own ``root`` member only
 after its thumbprint equals the pin. The format is in ``docs/trust-list.md``.
 
+Root rotation: a list carries ``root_chain``, the statements by which each old root
+handed over to the next. The reader starts at the pinned root and follows only the
+statements that root (and each successor) signed; the list must then be signed by the
+root reached. ``SignedTrustList.root_fingerprint`` is that root: the caller pins it from
+then on, so a list signed by an older root is refused afterwards.
+
 Two failures are told apart (as sigstore does): :class:`TrustListMalformed` for a
 document that is not a well-formed trust list, :class:`TrustListUntrusted` for a
 well-formed one the pinned root did not sign. Expiry and rollback are the caller's
@@ -27,7 +33,9 @@ from verify.errors import VerifyError
 
 TRUST_LIST_TYPE: Final = "ecert-trust-list"
 TRUST_LIST_ALGORITHM: Final = "EdDSA"
+ROTATION_TYPE: Final = "ecert-root-rotation"
 MAX_TRUST_LIST_LENGTH: Final = 4 * 1024 * 1024
+MAX_ROTATION_LENGTH: Final = 4096
 KEY_STATES: Final = frozenset({"active", "retired", "compromised"})
 
 
@@ -120,8 +128,8 @@ def read_trust_list(
         TrustListMalformed: not a compact JWS, non-canonical base64url, duplicate JSON
             members, header members other than exactly ``alg``/``kid``/``typ``, wrong
             ``alg`` or ``typ``, or a payload member missing or of the wrong type.
-        TrustListUntrusted: the header names another root, the list announces another
-            root, or the signature does not verify under the pinned key.
+        TrustListUntrusted: the header names a root the pin does not chain to, the list
+            announces another root than its signer, or a signature does not verify.
         ValueError: not exactly one pin given, or the pinned JWK is unreadable.
     """
     if (pinned_root_jwk is None) == (fingerprint is None):
@@ -135,7 +143,10 @@ def read_trust_list(
     payload = parsed.payload
     root_member = _member(payload, "root", dict, "payload")
     listed_root = _jwk(root_member, "root")
+    region_code = _member(_member(payload, "region", dict, "payload"), "code", str, "region")
+    sequence = _integer(payload, "seq", "payload")
 
+    pinned_key: PublicKey | None
     if pinned_root_jwk is not None:
         try:
             pinned_key = load_public_jwk(pinned_root_jwk)
@@ -144,7 +155,12 @@ def read_trust_list(
         pinned = thumbprint(pinned_key)
     else:
         assert fingerprint is not None
-        pinned = fingerprint
+        pinned, pinned_key = fingerprint, None
+    # Follow the root rotations that start at the pinned root, one signature per step.
+    pinned, pinned_key = _follow_rotations(
+        _member(payload, "root_chain", list, "payload"), pinned, pinned_key, region_code, sequence
+    )
+    if pinned_key is None:
         # The list's own root is used only once it is the one pinned.
         if thumbprint(listed_root) != pinned:
             raise TrustListUntrusted("the trust list announces a root other than the pinned one")
@@ -156,11 +172,59 @@ def read_trust_list(
         TRUST_LIST_ALGORITHM, pinned_key, parsed.signing_input, parsed.signature
     ):
         raise TrustListUntrusted("the trust list's signature does not verify under the pinned root")
-    # Signed by the pinned root from here on; a list announcing a new root is a root
-    # rotation, which this reader does not follow yet.
+    # Signed by the pinned root (or one it handed over to) from here on.
     if thumbprint(listed_root) != pinned or root_member.get("kid") != pinned:
-        raise TrustListUntrusted("the trust list announces a root other than the pinned one")
+        raise TrustListUntrusted("the trust list announces a root other than the one that signed it")
     return _contents(payload, pinned, pinned_key, jws)
+
+
+def _follow_rotations(
+    chain: list[Any], pinned: str, pinned_key: PublicKey | None, region_code: str, sequence: int
+) -> tuple[str, PublicKey | None]:
+    """The root reached from ``pinned`` through the list's rotation statements.
+
+    Statements before the pinned root are skipped (they cannot be checked, and need not
+    be); from the first one the pinned root signed, each must be signed by the root the
+    previous one named, for the same region, in increasing sequence, and the list itself
+    must come at or after the last one's sequence.
+
+    Raises:
+        TrustListMalformed: a statement is not well formed, or the chain is broken.
+        TrustListUntrusted: a statement's signature does not verify.
+    """
+    followed_sequence = 0
+    for entry in chain:
+        if not isinstance(entry, str):
+            raise TrustListMalformed("payload: root_chain holds rotation statements (strings)")
+        try:
+            statement = parse_token(entry, MAX_ROTATION_LENGTH, typ=ROTATION_TYPE)
+        except TokenFormatError as error:
+            raise TrustListMalformed(f"root_chain: {error.detail}") from error
+        body = statement.payload
+        if set(body) != {"region", "seq", "iat", "old", "new"} or statement.header.alg != TRUST_LIST_ALGORITHM:
+            raise TrustListMalformed("root_chain: a rotation statement is EdDSA-signed region, seq, iat, old, new")
+        old_key = _jwk(_member(body, "old", dict, "rotation"), "rotation old")
+        new_key = _jwk(_member(body, "new", dict, "rotation"), "rotation new")
+        old_fingerprint, new_fingerprint = thumbprint(old_key), thumbprint(new_key)
+        if body["old"].get("kid") != old_fingerprint or body["new"].get("kid") != new_fingerprint:
+            raise TrustListMalformed("root_chain: a rotation names a root by another kid than its thumbprint")
+        if old_fingerprint != pinned:
+            if followed_sequence:
+                raise TrustListMalformed("root_chain: the chain of roots is broken")
+            continue  # a rotation before the root we pinned
+        step_sequence = _integer(body, "seq", "rotation")
+        if _member(body, "region", str, "rotation") != region_code:
+            raise TrustListMalformed("root_chain: a rotation of another region")
+        if step_sequence <= followed_sequence:
+            raise TrustListMalformed("root_chain: rotations out of order")
+        if statement.header.kid != old_fingerprint or not verify_signature(
+            TRUST_LIST_ALGORITHM, old_key, statement.signing_input, statement.signature
+        ):
+            raise TrustListUntrusted("root_chain: a rotation is not signed by the root it hands over from")
+        pinned, pinned_key, followed_sequence = new_fingerprint, new_key, step_sequence
+    if sequence < followed_sequence:
+        raise TrustListMalformed("the list is older than the root that signed it (mixed generations)")
+    return pinned, pinned_key
 
 
 def _contents(payload: dict[str, Any], fingerprint: str, root: PublicKey, jws: str) -> SignedTrustList:

@@ -15,7 +15,7 @@ from typing import Protocol
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from registry.catalog import field_labels
+from registry.catalog import field_labels, reference_type_definitions
 from registry.claims import CertificateClaims
 from registry.identifiers import CertificateId, IdentifierError
 from registry.models import CertificateType
@@ -25,20 +25,24 @@ from signing.errors import TokenFormatError
 from signing.tokens import MAX_TOKEN_LENGTH, parse_token
 from verify.codes import Verdict
 from verify.errors import VerificationFailed
+from verify.peers import peer_copies
 from verify.report import TypeInfo, VerificationReport
-from verify.sources import OwnRegistry, RegistryRecord
-from verify.trust import OwnRegionTrust, TrustedKey, TrustedRegion
+from verify.sources import Lookup, Registry, StatusUnavailable
+from verify.trust import TrustedKey, TrustedRegion, TrustStore
 
 DEFAULT_LEEWAY = timedelta(seconds=60)
 
 
 class Trust(Protocol):
+    """The regions a verifier recognises, their keys, and their registries (``verify.trust``)."""
+
     def region(self, code: str) -> TrustedRegion | None: ...
-    def key(self, kid: str) -> TrustedKey | None: ...
+    def key(self, region: TrustedRegion, kid: str) -> TrustedKey | None: ...
+    def registry(self, region: TrustedRegion) -> Registry: ...
 
 
-class Registry(Protocol):
-    def lookup(self, certificate_id: str) -> RegistryRecord | None: ...
+class Catalog(Protocol):
+    def __call__(self, type_code: str) -> TypeInfo | None: ...
 
 
 class Verifier:
@@ -46,18 +50,25 @@ class Verifier:
 
     def __init__(
         self,
-        session: Session,
+        session: Session | None,
         *,
         now: datetime,
         leeway: timedelta = DEFAULT_LEEWAY,
         trust: Trust | None = None,
-        registry: Registry | None = None,
+        catalog: Catalog | None = None,
     ) -> None:
-        self._session = session
+        """``session`` reads our registry; by default the trust store is our own region
+        and the peers stored in that registry, without online lookups."""
         self._now = now
         self._leeway = leeway
-        self._trust = trust or OwnRegionTrust(session)
-        self._registry = registry or OwnRegistry(session)
+        if session is None:
+            if trust is None or catalog is None:
+                raise ValueError("without a registry session, pass both trust and catalog")
+            self._trust, self._catalog = trust, catalog
+            return
+        registry = session
+        self._trust = trust or TrustStore(now=now, own=registry, copies=lambda: peer_copies(registry))
+        self._catalog = catalog or catalog_in(registry)
 
     def verify(self, token: str) -> VerificationReport:
         """Run every check in order; the report names the first that failed.
@@ -95,7 +106,14 @@ class Verifier:
             return replace(
                 unsigned, code="REGION_NOT_RECOGNISED", detail=f"region {claims.region} is not recognised here"
             )
-        key = self._trust.key(parsed.header.kid)
+        if region.stale(now):
+            return replace(
+                unsigned,
+                verdict=Verdict.UNDETERMINED,
+                code="TRUSTLIST_STALE",
+                detail=f"the trust list held for region {region.code} has expired; it must be synced",
+            )
+        key = self._trust.key(region, parsed.header.kid)
         if key is None:
             return replace(
                 unsigned, code="KEY_UNKNOWN", detail="no key with this kid in the issuing region's trust list"
@@ -114,7 +132,7 @@ class Verifier:
 
         # From here on the claims are signed data and may be shown.
         signed = replace(
-            unsigned, claims=claims, region=region, key=key, certificate_type=self._type_info(certificate_id)
+            unsigned, claims=claims, region=region, key=key, certificate_type=self._catalog(certificate_id.type_code)
         )
 
         # Step 5: the key was entitled to sign this certificate when it was issued.
@@ -139,13 +157,23 @@ class Verifier:
 
         # Step 7: the issuing registry holds exactly this token (a real key's signature
         # on a token that was never registered is a forgery: leaked key or insider).
+        lookup = Lookup(
+            certificate_id=claims.certificate_id,
+            signing_input=parsed.signing_input,
+            status_index=claims.status_index,
+            issued_at=issued_at,
+        )
         try:
-            record = self._registry.lookup(claims.certificate_id)
+            record = self._trust.registry(region).lookup(lookup)
         except SQLAlchemyError:
             detail = "the registry cannot be read"
             return replace(signed, verdict=Verdict.UNDETERMINED, code="STATUS_UNAVAILABLE", detail=detail)
-        if record is None or record.signing_input != parsed.signing_input:
+        except StatusUnavailable as error:
+            detail = f"the issuing region's status cannot be checked ({error})"
+            return replace(signed, verdict=Verdict.UNDETERMINED, code="STATUS_UNAVAILABLE", detail=detail)
+        if record is None:
             return replace(signed, code="NOT_IN_REGISTRY", detail="the issuing registry has no record of this token")
+        signed = replace(signed, status_source=record.source)
 
         # Step 8: status.
         if record.status is not Status.VALID:
@@ -165,18 +193,36 @@ class Verifier:
             )
         return self.verify(token)
 
-    def _type_info(self, certificate_id: CertificateId) -> TypeInfo | None:
-        certificate_type = self._session.get(CertificateType, certificate_id.type_code)
-        if certificate_type is None:
-            return None
-        return TypeInfo(
-            code=certificate_type.code,
-            name_zh=certificate_type.name_zh,
-            name_en=certificate_type.name_en,
-            holder_id_type=certificate_type.holder_id_type,
-            qr_fields=tuple(certificate_type.qr_fields),
-            labels=field_labels(certificate_type),
-        )
+
+def catalog_in(session: Session) -> Catalog:
+    """Type names and labels from a registry's catalog."""
+
+    def lookup(type_code: str) -> TypeInfo | None:
+        certificate_type = session.get(CertificateType, type_code)
+        return None if certificate_type is None else type_info(certificate_type)
+
+    return lookup
+
+
+def reference_catalog() -> Catalog:
+    """Type names and labels from the reference catalog shipped with ecert (no database)."""
+    types = {d["code"]: type_info(CertificateType(version=1, **d)) for d in reference_type_definitions()}
+
+    def lookup(type_code: str) -> TypeInfo | None:
+        return types.get(type_code)
+
+    return lookup
+
+
+def type_info(certificate_type: CertificateType) -> TypeInfo:
+    return TypeInfo(
+        code=certificate_type.code,
+        name_zh=certificate_type.name_zh,
+        name_en=certificate_type.name_en,
+        holder_id_type=certificate_type.holder_id_type,
+        qr_fields=tuple(certificate_type.qr_fields),
+        labels=field_labels(certificate_type),
+    )
 
 
 def require_valid(verifier: Verifier, token: str) -> VerificationReport:
