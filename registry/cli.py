@@ -17,7 +17,7 @@ from registry.offices import add_office as add_office_record
 from registry.offices import get_office, issue_api_token, mark_key_compromised, revoke_api_tokens, rotate_key
 from registry.regions import current_region, init_region, root_fingerprint
 from registry.roots import rotate_root
-from registry.times import iso_utc
+from registry.times import iso_utc, parse_duration
 from registry.trust_list import newest_trust_list, publish_trust_list
 from signing.algorithms import ALGORITHMS, require_algorithm
 
@@ -35,8 +35,12 @@ def region_group() -> None:
 @click.option("--code", required=True, help="GB/T 2260 code, e.g. 310000.")
 @click.option("--name", required=True, help="Region name, e.g. 上海市.")
 @click.option("--public-url", default=None, help="Public base URL (default: ECERT_PUBLIC_URL).")
+@click.option("--trust-list-lifetime", default="24h", show_default=True, help="How long a trust list is current.")
+@click.option("--status-list-lifetime", default="1h", show_default=True, help="How long a status list is current.")
 @reporting
-def init_command(code: str, name: str, public_url: str | None) -> Outcome:
+def init_command(
+    code: str, name: str, public_url: str | None, trust_list_lifetime: str, status_list_lifetime: str
+) -> Outcome:
     """Create the region, its root key, the reference catalog and the first trust list."""
     deployment = _deployment()
     with deployment.session() as session:
@@ -48,6 +52,8 @@ def init_command(code: str, name: str, public_url: str | None) -> Outcome:
             public_url=public_url or deployment.settings.public_url,
             now=deployment.now(),
             actor=cli_actor(),
+            trust_list_lifetime=_duration("trust_list_lifetime", trust_list_lifetime),
+            status_list_lifetime=_duration("status_list_lifetime", status_list_lifetime),
         )
         published = publish_trust_list(session, deployment.keyring, now=deployment.now(), actor=cli_actor())
         session.commit()
@@ -289,20 +295,29 @@ def bundle_group() -> None:
 
 @bundle_group.command("export")
 @click.option("--out", "out_file", required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--hours", default=24, show_default=True, type=click.IntRange(1, 168), help="How long it stays valid.")
+@click.option("--lifetime", default="24h", show_default=True, help="How long it stays valid (at most 7d).")
 @reporting
-def bundle_export_command(out_file: Path, hours: int) -> Outcome:
+def bundle_export_command(out_file: Path, lifetime: str) -> Outcome:
     """Write one signed file with the trust lists and status lists of every recognised region."""
     deployment = _deployment()
     now = deployment.now()
     with deployment.session() as session:
-        bundle = export_bundle(session, deployment.keyring, now=now, actor=cli_actor(), lifetime=timedelta(hours=hours))
+        bundle = export_bundle(
+            session, deployment.keyring, now=now, actor=cli_actor(), lifetime=_duration("lifetime", lifetime)
+        )
         session.commit()
     partial = out_file.with_name(out_file.name + ".partial")
     partial.write_text(bundle + "\n", encoding="ascii")
     partial.replace(out_file)  # never a half-written bundle under its final name
-    expires = iso_utc(now + timedelta(hours=hours))
+    expires = iso_utc(now + _duration("lifetime", lifetime))
     return Outcome(
         {"out": str(out_file), "bytes": len(bundle) + 1, "expires_at": expires},
         [f"bundle written to {out_file} ({len(bundle) + 1} bytes), valid until {expires}"],
     )
+
+
+def _duration(name: str, text: str) -> timedelta:
+    try:
+        return parse_duration(text)
+    except ValueError as error:
+        raise InvalidInput(f"bad --{name.replace('_', '-')}", [FieldError(name, str(error))]) from error

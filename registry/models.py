@@ -52,6 +52,9 @@ class Region(Base):
     status_private_key: Mapped[bytes | None] = mapped_column(LargeBinary)
     # Next position in the status list; taken with UPDATE ... RETURNING at issuance.
     next_status_index: Mapped[int] = mapped_column(default=0, server_default="0")
+    # How long a trust list and a status list stay current, in seconds (region init sets them).
+    trust_list_lifetime: Mapped[int] = mapped_column(default=86400, server_default="86400")
+    status_list_lifetime: Mapped[int] = mapped_column(default=3600, server_default="3600")
     created_at: Mapped[datetime]
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from sqlalchemy import select, update
@@ -18,6 +18,8 @@ from signing.algorithms import generate_private_key
 from signing.jwk import key_id, load_public_jwk, public_jwk, thumbprint
 from signing.keystore import KeyRing
 
+DEFAULT_TRUST_LIST_LIFETIME = timedelta(hours=24)
+DEFAULT_STATUS_LIST_LIFETIME = timedelta(hours=1)
 _REGION_CODE = re.compile(r"[1-9][0-9]{5}")
 
 
@@ -38,7 +40,16 @@ def find_region(session: Session) -> Region | None:
 
 
 def init_region(
-    session: Session, keyring: KeyRing, *, code: str, name: str, public_url: str, now: datetime, actor: str
+    session: Session,
+    keyring: KeyRing,
+    *,
+    code: str,
+    name: str,
+    public_url: str,
+    now: datetime,
+    actor: str,
+    trust_list_lifetime: timedelta = DEFAULT_TRUST_LIST_LIFETIME,
+    status_list_lifetime: timedelta = DEFAULT_STATUS_LIST_LIFETIME,
 ) -> Region:
     """Create the region, its Ed25519 root key and the reference catalog.
 
@@ -60,6 +71,10 @@ def init_region(
     url = urlsplit(public_url)
     if url.scheme not in ("http", "https") or not url.hostname or url.query or url.fragment or url.username:
         errors.append(FieldError("public_url", "an http(s) URL without credentials, query or fragment is required"))
+    if not timedelta(minutes=0) < trust_list_lifetime <= timedelta(days=31):
+        errors.append(FieldError("trust_list_lifetime", "from 1 second to 31 days"))
+    if not timedelta(minutes=0) < status_list_lifetime <= timedelta(days=7):
+        errors.append(FieldError("status_list_lifetime", "from 1 second to 7 days"))
     if errors:
         raise InvalidInput("the region cannot be created", errors)
     root = generate_private_key("EdDSA")
@@ -77,6 +92,8 @@ def init_region(
         status_public_jwk=public_jwk(status.public_key()),
         status_private_key=keyring.encrypt(status, status_kid),
         next_status_index=0,
+        trust_list_lifetime=int(trust_list_lifetime.total_seconds()),
+        status_list_lifetime=int(status_list_lifetime.total_seconds()),
         created_at=now,
     )
     session.add(region)

@@ -39,7 +39,6 @@ from signing.tokens import encode_token
 ANSWER_TYPE: Final = "ecert-status"
 LIST_TYPE: Final = "ecert-status-list"
 ANSWER_LIFETIME: Final = timedelta(seconds=300)
-LIST_LIFETIME: Final = timedelta(hours=1)
 BITS: Final = 4
 UNUSED: Final = 0  # the code of a position no certificate holds
 MAX_POSITIONS: Final = 1 << 26  # 32 MiB packed; a reader refuses bigger lists (zlib bombs)
@@ -107,14 +106,18 @@ def status_answer(session: Session, keyring: KeyRing, certificate_id: str, *, no
     return sign_with_status_key(region, keyring, payload, ANSWER_TYPE)
 
 
-def status_list(session: Session, keyring: KeyRing, *, now: datetime, lifetime: timedelta = LIST_LIFETIME) -> str:
+def status_list(session: Session, keyring: KeyRing, *, now: datetime, lifetime: timedelta | None = None) -> str:
     """The region's signed status list: every certificate's code at its ``status_index``.
+
+    ``lifetime`` defaults to the region's (``region init --status-list-lifetime``, 1 h).
 
     Raises:
         RegionNotInitialised: no region, or a region without a status key.
         signing.errors.KeyStorageError: the status key cannot be decrypted.
     """
     region = current_region(session)
+    if lifetime is None:
+        lifetime = timedelta(seconds=region.status_list_lifetime)
     rows = session.execute(
         select(Certificate.status_index, Certificate.status).where(Certificate.status_index.is_not(None))
     ).all()
@@ -182,7 +185,9 @@ class StatusListCache:
         state = _registry_state(session)
         with self._lock:
             cached = self._cached
-        if cached is not None and cached.state == state and cached.signed_at <= now < cached.signed_at + self._ttl:
+        # Never serve more than a quarter of a list's lifetime old (short lifetimes too).
+        ttl = min(self._ttl, timedelta(seconds=current_region(session).status_list_lifetime) / 4)
+        if cached is not None and cached.state == state and cached.signed_at <= now < cached.signed_at + ttl:
             return cached.jws
         jws = sign()
         with self._lock:

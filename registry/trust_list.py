@@ -29,7 +29,6 @@ from signing.tokens import encode_token
 
 TRUST_LIST_TYPE: Final = "ecert-trust-list"
 TRUST_LIST_ALGORITHM: Final = "EdDSA"
-DEFAULT_LIFETIME: Final = timedelta(hours=24)
 # A list is republished once less than this share of its lifetime remains, so that peers
 # syncing on a schedule never fetch one about to expire.
 REFRESH_FRACTION: Final = 4
@@ -41,10 +40,11 @@ VERIFY_PATH: Final = "/api/v1/verify"
 
 
 def publish_trust_list(
-    session: Session, keyring: KeyRing, *, now: datetime, actor: str, lifetime: timedelta = DEFAULT_LIFETIME
+    session: Session, keyring: KeyRing, *, now: datetime, actor: str, lifetime: timedelta | None = None
 ) -> TrustList:
     """Sign a new trust list from the registry's current offices and keys, and store it.
 
+    ``lifetime`` defaults to the region's (``region init --trust-list-lifetime``, 24 h).
     Its sequence number is the previous one plus one (1 for the first). The region row is
     locked first (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite's writing sessions
     already hold the database's write lock), so concurrent publishers queue and each gets
@@ -56,9 +56,11 @@ def publish_trust_list(
         KeyStorageError: the root key cannot be decrypted (wrong passphrase).
         ValueError: ``lifetime`` is not positive.
     """
+    region = lock_region(session)
+    if lifetime is None:
+        lifetime = timedelta(seconds=region.trust_list_lifetime)
     if lifetime <= timedelta(0):
         raise ValueError("a trust list's lifetime must be positive")
-    region = lock_region(session)
     previous = session.scalar(select(func.max(TrustList.sequence)))
     sequence = 1 if previous is None else previous + 1
     issued_at = now.astimezone(UTC).replace(microsecond=0)
@@ -87,7 +89,7 @@ def publish_trust_list(
 
 
 def current_trust_list(
-    session: Session, keyring: KeyRing, *, now: datetime, actor: str, lifetime: timedelta = DEFAULT_LIFETIME
+    session: Session, keyring: KeyRing, *, now: datetime, actor: str, lifetime: timedelta | None = None
 ) -> TrustList:
     """The newest trust list, publishing a fresh one if there is none or it is (nearly) stale.
 
