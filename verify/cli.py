@@ -167,6 +167,7 @@ def _peer_row(peer: Peer, now: datetime) -> dict[str, object]:
         "age_seconds": int((now - peer.trust_list_fetched_at).total_seconds()),
         "trust_list_expires_at": iso_utc(peer.trust_list_expires_at),
         "status_list_expires_at": None if peer.status_list_expires_at is None else iso_utc(peer.status_list_expires_at),
+        "status_list_fresh": peer.status_list_expires_at is not None and now < peer.status_list_expires_at,
         "health": health(peer, now),
         "last_error": peer.last_error_code,
         "last_error_detail": peer.last_error,

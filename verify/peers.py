@@ -159,7 +159,10 @@ def sync_peer(session: Session, fetcher: Fetcher, peer: Peer, *, now: datetime, 
         listed, changed = _refresh_trust_list(session, fetcher, peer, now=now, actor=actor)
     except (FetchFailed, PeerRefused) as error:
         outcome = _failed(session, peer, error.code, error.detail, now=now, actor=actor)
-        held = held_trust_list(peer)
+        try:
+            held = held_trust_list(peer)
+        except TrustListError:
+            return outcome
         if held.expired(now):
             return outcome
         status = _sync_status_list(session, fetcher, peer, held, now=now, actor=actor, changed=False)
@@ -223,7 +226,10 @@ def _refresh_trust_list(
     if listed.expired(now):
         raise PeerRefused("TRUSTLIST_STALE", f"sequence {listed.sequence} is already expired")
     previous = (peer.sequence, peer.root_fingerprint)
-    held_status_kid = held_trust_list(peer).status_kid
+    try:
+        held_status_kid = held_trust_list(peer).status_kid
+    except TrustListError:
+        held_status_kid = None  # the stored copy no longer verifies: nothing of it is kept
     for column, value in _list_columns(listed, now).items():
         setattr(peer, column, value)
     if peer.status_list is not None and listed.status_kid != held_status_kid:

@@ -185,14 +185,16 @@ def _follow_rotations(
 
     Statements before the pinned root are skipped (they cannot be checked, and need not
     be); from the first one the pinned root signed, each must be signed by the root the
-    previous one named, for the same region, in increasing sequence, and the list itself
-    must come at or after the last one's sequence.
+    previous one named, for the same region, in increasing sequence. The list itself must
+    come at or after the sequence at which its root took over: a list numbered before
+    its own root existed mixes generations.
 
     Raises:
         TrustListMalformed: a statement is not well formed, or the chain is broken.
         TrustListUntrusted: a statement's signature does not verify.
     """
     followed_sequence = 0
+    introduced_at: dict[str, int] = {}  # root fingerprint → first sequence it signs
     for entry in chain:
         if not isinstance(entry, str):
             raise TrustListMalformed("payload: root_chain holds rotation statements (strings)")
@@ -208,11 +210,12 @@ def _follow_rotations(
         old_fingerprint, new_fingerprint = thumbprint(old_key), thumbprint(new_key)
         if body["old"].get("kid") != old_fingerprint or body["new"].get("kid") != new_fingerprint:
             raise TrustListMalformed("root_chain: a rotation names a root by another kid than its thumbprint")
+        step_sequence = _integer(body, "seq", "rotation")
+        introduced_at[new_fingerprint] = step_sequence
         if old_fingerprint != pinned:
             if followed_sequence:
                 raise TrustListMalformed("root_chain: the chain of roots is broken")
             continue  # a rotation before the root we pinned
-        step_sequence = _integer(body, "seq", "rotation")
         if _member(body, "region", str, "rotation") != region_code:
             raise TrustListMalformed("root_chain: a rotation of another region")
         if step_sequence <= followed_sequence:
@@ -222,7 +225,7 @@ def _follow_rotations(
         ):
             raise TrustListUntrusted("root_chain: a rotation is not signed by the root it hands over from")
         pinned, pinned_key, followed_sequence = new_fingerprint, new_key, step_sequence
-    if sequence < followed_sequence:
+    if sequence < introduced_at.get(pinned, 0):
         raise TrustListMalformed("the list is older than the root that signed it (mixed generations)")
     return pinned, pinned_key
 

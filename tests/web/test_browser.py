@@ -418,3 +418,54 @@ def test_phone_screen_has_no_sideways_scroll_and_large_targets(browser: WebDrive
     for element_id in ("lang-switch", "paste-submit", "upload-submit", "upload-input"):
         size = browser.find_element(By.ID, element_id).size
         assert size["height"] >= 44, (element_id, size)
+
+
+# ---------------------------------------------------------------- another region's certificate
+
+
+@pytest.fixture(scope="module")
+def neighbour(site: Site, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """Zhejiang's deployment, which pinned Shanghai's root (the browser site) as a peer."""
+    folder = tmp_path_factory.mktemp("neighbour")
+    live = LiveDeployment(folder=folder, database_url=f"sqlite:///{folder / 'ecert.db'}", port=free_port())
+    try:
+        assert live.flask("db", "upgrade").returncode == 0
+        live.flask_json("region", "init", "--code", "330000", "--name", "浙江省")
+        fingerprint = site.live.flask_json("region", "show")["root_fingerprint"]
+        live.flask_json("peer", "add", "--url", site.url, "--fingerprint", fingerprint)
+        yield live.start_server()
+    finally:
+        live.stop_all()
+
+
+def test_a_peer_regions_certificate_is_valid_on_this_regions_page(
+    browser: WebDriver, site: Site, neighbour: Server, console: Callable[[], list[str]]
+) -> None:
+    """Zhejiang's page verifies a Shanghai certificate (跨区域互认): keys from Shanghai's
+    pinned trust list, status asked of Shanghai online, and the page says so."""
+    certificate = site.issue()
+
+    panel = open_page(browser, f"{neighbour.url}/v#{certificate['token']}")
+
+    assert panel.get_attribute("data-verdict") == "VALID"
+    assert text_of(browser, "region") == "上海市 (310000)"
+    assert text_of(browser, "office-code") == OFFICE_CODE
+    notes = browser.find_elements(By.CLASS_NAME, "status-source")
+    assert [note.text for note in notes] == ["状态已向签发地区在线核实。"]
+    assert console() == []
+
+
+def test_a_region_not_pinned_is_not_recognised_on_the_page(
+    browser: WebDriver, site: Site, neighbour: Server, console: Callable[[], list[str]]
+) -> None:
+    """Shanghai has not pinned Zhejiang: Zhejiang's certificates are not recognised there."""
+    del neighbour
+    token = site.issue()["token"]
+    header, payload, signature = decode_parts(token)
+    foreign = with_signature(header, {**payload, "iss": "330000"}, signature)
+
+    panel = open_page(browser, f"{site.url}/v#{foreign}")
+
+    assert panel.get_attribute("data-verdict") == "INVALID"
+    assert text_of(browser, "verdict-message") == "签发地区未被本地区互认。"
+    assert browser.find_elements(By.CLASS_NAME, "status-source") == []

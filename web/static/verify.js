@@ -238,6 +238,8 @@
     if (isObject(answer.certificate) || isObject(answer.issuer)) {
       container.appendChild(el("p", "source-note", t("source_note")));
     }
+    var sourceKey = { "issuer": "status_from_issuer", "status-list": "status_from_list" }[answer.status_source];
+    if (sourceKey) container.appendChild(el("p", "status-source", t(sourceKey)));
     if (answer.checked_at) container.appendChild(el("p", "checked-at", t("checked_at") + ": " + cstDateTime(answer.checked_at)));
   }
 
