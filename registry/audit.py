@@ -1,13 +1,29 @@
-"""The audit trail: every state change records who did what to which subject, when."""
+"""The audit trail: every state change records who did what to which subject, when.
+
+Records are hash-chained: each carries SHA-256(previous chain hash || its canonical
+form), and the ``audit_head`` row holds the end of the chain and the record count. Every
+append locks that row (PostgreSQL ``FOR UPDATE``; SQLite's writers hold the database
+lock), so concurrent transactions chain one after another and never fork. The table is
+append-only in the database itself (:mod:`registry.append_only`); :func:`check_chain`
+finds any record edited, removed or inserted behind the application's back.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from registry.models import AuditRecord
+from registry.models import AuditHead, AuditRecord
+from registry.times import iso_utc
+
+GENESIS: Final = bytes(32)
+HEAD_ID: Final = 1
 
 
 def record(
@@ -24,6 +40,10 @@ def record(
 
     ``details`` must never hold secrets or full personal ID numbers.
     """
+    head = session.scalars(select(AuditHead).where(AuditHead.id == HEAD_ID).with_for_update()).first()
+    if head is None:
+        head = AuditHead(id=HEAD_ID, records=0, chain_hash=GENESIS)
+        session.add(head)
     entry = AuditRecord(
         recorded_at=now,
         actor=actor,
@@ -32,5 +52,66 @@ def record(
         subject_id=subject_id,
         details=details or {},
     )
+    entry.chain_hash = chain_hash(head.chain_hash, entry)
+    head.chain_hash = entry.chain_hash
+    head.records += 1
     session.add(entry)
     return entry
+
+
+def chain_hash(previous: bytes, entry: AuditRecord) -> bytes:
+    """SHA-256(previous || canonical JSON of the record's content)."""
+    canonical = json.dumps(
+        [iso_utc(entry.recorded_at), entry.actor, entry.action, entry.subject_type, entry.subject_id, entry.details],
+        ensure_ascii=False,
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(previous + canonical.encode("utf-8")).digest()
+
+
+@dataclass(frozen=True)
+class ChainProblem:
+    record_id: int | None
+    detail: str
+
+
+def check_chain(session: Session, *, batch: int = 5000) -> list[ChainProblem]:
+    """Recompute the audit chain from the first record; every break found (empty: intact).
+
+    Records are read in id order, ``batch`` at a time, so memory stays flat.
+    """
+    problems: list[ChainProblem] = []
+    previous, count, last_id = GENESIS, 0, 0
+    while True:
+        rows = session.scalars(
+            select(AuditRecord).where(AuditRecord.id > last_id).order_by(AuditRecord.id).limit(batch)
+        ).all()
+        if not rows:
+            break
+        for row in rows:
+            expected = chain_hash(previous, row)
+            if row.chain_hash != expected:
+                problems.append(
+                    ChainProblem(
+                        row.id,
+                        "the record does not chain to the one before it (edited, "
+                        "or a record before it was removed or inserted)",
+                    )
+                )
+            previous = row.chain_hash or expected
+            count += 1
+            last_id = row.id
+    head = session.get(AuditHead, HEAD_ID)
+    if head is None:
+        if count:
+            problems.append(ChainProblem(None, "the chain's head is missing"))
+    elif head.records != count or head.chain_hash != previous:
+        problems.append(
+            ChainProblem(
+                None,
+                f"the chain's head says {head.records} records, {count} found: records at the end "
+                "were removed, or the head was edited",
+            )
+        )
+    return problems

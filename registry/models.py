@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, MetaData, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from registry.append_only import APPEND_ONLY_TABLES, install_on_create
 from registry.columns import UTCDateTime
 
 NAMING_CONVENTION = {
@@ -53,6 +54,12 @@ class Region(Base):
     # Next position in the status list; taken with UPDATE ... RETURNING at issuance.
     next_status_index: Mapped[int] = mapped_column(default=0, server_default="0")
     # How long a trust list and a status list stay current, in seconds (region init sets them).
+    # The transparency log (issue 5): its origin line, Ed25519 key (private part
+    # encrypted), and size, taken with UPDATE ... RETURNING by each append.
+    log_origin: Mapped[str | None] = mapped_column(String(255))
+    log_public_key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    log_private_key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    log_size: Mapped[int] = mapped_column(default=0, server_default="0")
     trust_list_lifetime: Mapped[int] = mapped_column(default=86400, server_default="86400")
     status_list_lifetime: Mapped[int] = mapped_column(default=3600, server_default="3600")
     created_at: Mapped[datetime]
@@ -202,6 +209,8 @@ class Certificate(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     request_digest: Mapped[str | None] = mapped_column(String(64))
     status_index: Mapped[int | None] = mapped_column(unique=True)
+    # The transparency-log entry of its issuance (None for certificates issued before the log).
+    log_index: Mapped[int | None] = mapped_column(unique=True)
 
     office: Mapped[Office] = relationship()
     certificate_type: Mapped[CertificateType] = relationship()
@@ -235,3 +244,57 @@ class AuditRecord(Base):
     subject_type: Mapped[str] = mapped_column(String(32))
     subject_id: Mapped[str] = mapped_column(String(100))
     details: Mapped[dict[str, Any]]
+    # SHA-256(previous record's chain_hash || this record's canonical form): an edited,
+    # removed or inserted record breaks the chain (``log audit`` checks it).
+    chain_hash: Mapped[bytes | None] = mapped_column(LargeBinary, unique=True)
+
+
+class AuditHead(Base):
+    """The end of the audit hash chain (one row), locked by every append so the chain
+    never forks under concurrency."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    records: Mapped[int]
+    chain_hash: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class LogEntry(Base):
+    """One leaf of this region's transparency log (RFC 6962): an issuance (the token's
+    ASCII bytes) or a status change (a canonical JSON statement). Append-only."""
+
+    __tablename__ = "log_entry"
+
+    position: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(16))
+    certificate_id: Mapped[str] = mapped_column(String(64), index=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary)
+    recorded_at: Mapped[datetime]
+
+
+class LogNode(Base):
+    """The hash of a perfect subtree: ``level`` 0 are leaf hashes; node (level, position)
+    covers leaves [position·2^level, (position+1)·2^level). Proofs read O(log n) of them."""
+
+    __tablename__ = "log_node"
+
+    level: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    position: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class LogCheckpoint(Base):
+    """A signed checkpoint (C2SP tlog-checkpoint note) of this region's log."""
+
+    __tablename__ = "log_checkpoint"
+
+    size: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    root_hash: Mapped[bytes] = mapped_column(LargeBinary)
+    note: Mapped[str] = mapped_column(Text)
+    signed_at: Mapped[datetime]
+
+
+for _name in APPEND_ONLY_TABLES:
+    install_on_create(Base.metadata.tables[_name])

@@ -78,6 +78,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]
     yield url
     engine = create_engine(url)
     with engine.begin() as connection:
+        # The append-only tables refuse TRUNCATE (registry/append_only.py); a superuser's
+        # replica role skips triggers, which is what resetting between tests needs.
+        connection.execute(text("SET LOCAL session_replication_role = replica"))
         tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
         connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     engine.dispose()
