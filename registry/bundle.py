@@ -21,6 +21,7 @@ from registry import audit
 from registry.models import Peer
 from registry.regions import current_region
 from registry.status_list import sign_with_status_key, status_list
+from registry.times import iso_utc
 from registry.trust_list import current_trust_list
 from signing.keystore import KeyRing
 
@@ -78,6 +79,6 @@ def export_bundle(
         action="bundle.export",
         subject_type="region",
         subject_id=region.code,
-        details={"regions": [entry["code"] for entry in entries], "expires_at": payload["exp"]},
+        details={"regions": [entry["code"] for entry in entries], "expires_at": iso_utc(now + lifetime)},
     )
     return sign_with_status_key(region, keyring, payload, BUNDLE_TYPE)

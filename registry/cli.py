@@ -11,6 +11,7 @@ from flask.cli import AppGroup, with_appcontext
 
 from console import Outcome, cli_actor, reporting
 from deployment import Deployment
+from registry.bundle import MAX_LIFETIME as MAX_BUNDLE_LIFETIME
 from registry.bundle import export_bundle
 from registry.errors import FieldError, InvalidInput
 from registry.offices import add_office as add_office_record
@@ -301,6 +302,8 @@ def bundle_export_command(out_file: Path, lifetime: str) -> Outcome:
     """Write one signed file with the trust lists and status lists of every recognised region."""
     deployment = _deployment()
     now = deployment.now()
+    if not timedelta(0) < _duration("lifetime", lifetime) <= MAX_BUNDLE_LIFETIME:
+        raise InvalidInput("bad --lifetime", [FieldError("lifetime", f"at most {MAX_BUNDLE_LIFETIME.days} days")])
     with deployment.session() as session:
         bundle = export_bundle(
             session, deployment.keyring, now=now, actor=cli_actor(), lifetime=_duration("lifetime", lifetime)

@@ -222,6 +222,7 @@ def _refresh_trust_list(
             raise PeerRefused("TRUSTLIST_CONFLICT", f"two different lists carry sequence {listed.sequence}")
         if listed.expired(now):
             raise PeerRefused("TRUSTLIST_STALE", f"the peer still serves sequence {listed.sequence}, expired")
+        peer.trust_list_fetched_at = now  # confirmed current just now
         return listed, False
     if listed.expired(now):
         raise PeerRefused("TRUSTLIST_STALE", f"sequence {listed.sequence} is already expired")

@@ -9,7 +9,8 @@
 
 A status list cannot tell which token holds a position, only its status; so from a list
 an unused position is ``NOT_IN_REGISTRY`` only when the list was signed well after the
-token's issue time, and anything else it cannot settle is unavailable.
+token's issue time, a position in force is never taken as proof for a token signed by a
+key that has since been compromised, and anything else it cannot settle is unavailable.
 """
 
 from __future__ import annotations
@@ -68,6 +69,9 @@ class Lookup:
     signing_input: bytes
     status_index: int | None
     issued_at: datetime
+    # The signing key is known to be compromised (from some moment on): then only the
+    # issuing registry itself can say the token is one it recorded.
+    key_compromised: bool = False
 
 
 class Registry(Protocol):
@@ -145,6 +149,10 @@ class PeerRegistry:
         if token.status_index is None:
             raise StatusUnavailable("the token carries no status-list position")
         status = held.status_at(token.status_index)
+        if status is Status.VALID and token.key_compromised:
+            # A list says a position is in force, not which token holds it: a forger with
+            # the leaked key could name any valid position and backdate iat.
+            raise StatusUnavailable("the signing key is compromised; only the issuing registry can confirm this token")
         if status is not None:
             return RegistryRecord(status=status, source=STATUS_LIST)
         if held.issued_at >= token.issued_at + REGISTRATION_MARGIN + CLOCK_SKEW:

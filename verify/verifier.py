@@ -111,7 +111,7 @@ class Verifier:
                 unsigned,
                 verdict=Verdict.UNDETERMINED,
                 code="TRUSTLIST_STALE",
-                detail=f"the trust list held for region {region.code} has expired; it must be synced",
+                detail=f"the trust list held for region {region.code} has expired (sync the peer, or use a fresh bundle)",
             )
         key = self._trust.key(region, parsed.header.kid)
         if key is None:
@@ -162,6 +162,7 @@ class Verifier:
             signing_input=parsed.signing_input,
             status_index=claims.status_index,
             issued_at=issued_at,
+            key_compromised=key.compromised_since is not None,
         )
         try:
             record = self._trust.registry(region).lookup(lookup)
