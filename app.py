@@ -47,6 +47,7 @@ HTTP_STATUS: Mapping[str, int] = {
     "VALIDATION_FAILED": 422,
     "REGION_NOT_INITIALISED": 503,
     "KEY_STORAGE": 503,
+    "LOG_CORRUPTED": 500,
     "FONTS_MISSING": 503,
     "PDF_UNREADABLE": 422,
     "PDF_NO_CERTIFICATE": 422,
@@ -93,6 +94,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from verify.api import blueprint as verify_api
     from verify.cli import peer_group, verify_command
     from web.context import close_db
+    from web.log_api import blueprint as log_api
     from web.pages import blueprint as pages
     from web.status_api import blueprint as status_api
 
@@ -101,6 +103,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(verify_api)
     app.register_blueprint(pages)
     app.register_blueprint(status_api)
+    app.register_blueprint(log_api)
     app.teardown_appcontext(close_db)
     for command in (
         region_group,

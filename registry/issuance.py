@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from registry import audit
+from registry import audit, log
 from registry.catalog import field_errors, get_type
 from registry.claims import CertificateClaims, HolderClaims
 from registry.errors import FieldError, IdempotencyConflict, InvalidInput, NotAllowed, NotFound
@@ -122,6 +122,9 @@ def issue_certificate(
         status_index=status_index,
     )
     session.add(certificate)
+    certificate.log_index = log.append(
+        session, kind=log.ISSUANCE, certificate_id=certificate_id, data=token.encode("ascii"), now=now
+    ).position
     audit.record(
         session,
         now=now,

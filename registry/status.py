@@ -7,7 +7,7 @@ from enum import Enum
 
 from sqlalchemy.orm import Session
 
-from registry import audit
+from registry import audit, log
 from registry.errors import FieldError, InvalidInput, StatusTransitionRefused
 from registry.identifiers import mask_resident_ids_in_text
 from registry.models import Certificate, StatusChange
@@ -93,6 +93,10 @@ def change_status(
     )
     certificate.status = new.value
     session.add(change)
+    leaf = log.status_leaf(
+        certificate.id, to_status=new.value, from_status=current.value, reason=reason, changed_at=now, actor=actor
+    )
+    log.append(session, kind=log.STATUS_CHANGE, certificate_id=certificate.id, data=leaf, now=now)
     audit.record(
         session,
         now=now,
