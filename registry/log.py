@@ -31,7 +31,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from registry.errors import RegistryError
-from registry.merkle import NodeReader, consistency_proof, inclusion_proof, leaf_hash, nodes_completed_by_batch, root
+from registry.merkle import (
+    NodeReader,
+    consistency_proof,
+    inclusion_proof,
+    leaf_hash,
+    nodes_completed_by_batch,
+    root,
+)
 from registry.models import LogCheckpoint, LogEntry, LogNode, Region
 from registry.regions import current_region
 from registry.times import iso_utc

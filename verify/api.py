@@ -34,7 +34,14 @@ def verify() -> Response:
 def live_verifier() -> Verifier:
     """The request's verifier: our registry, our peers, online status from other regions."""
     running = deployment()
-    trust = live_trust_store(read_db(), writer=running.sessions, fetcher=running.fetcher, now=now(), actor="verifier")
+    trust = live_trust_store(
+        read_db(),
+        writer=running.sessions,
+        keyring=running.keyring,
+        fetcher=running.fetcher,
+        now=now(),
+        actor="verifier",
+    )
     return Verifier(read_db(), now=now(), leeway=running.settings.verify_leeway, trust=trust)
 
 

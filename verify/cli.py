@@ -71,7 +71,12 @@ def verify_command(token: str, bundle_file: Path | None, fingerprint: str | None
         return outcome
     with deployment.read_session() as session:
         trust = live_trust_store(
-            session, writer=deployment.sessions, fetcher=deployment.fetcher, now=now, actor=cli_actor()
+            session,
+            writer=deployment.sessions,
+            keyring=deployment.keyring,
+            fetcher=deployment.fetcher,
+            now=now,
+            actor=cli_actor(),
         )
         return _verified(Verifier(session, now=now, leeway=deployment.settings.verify_leeway, trust=trust), token)
 

@@ -32,10 +32,12 @@ from sqlalchemy.orm import Session
 
 from registry import audit
 from registry.errors import AlreadyExists, FieldError, InvalidInput, NotFound
-from registry.models import Peer
+from registry.log import current_checkpoint
+from registry.models import LogCheckpoint, Peer
 from registry.regions import find_region
 from registry.trust_list import TRUST_LIST_PATH
 from signing.jwk import public_jwk
+from signing.keystore import KeyRing
 from verify.errors import VerifyError
 from verify.fetch import Fetcher, FetchFailed
 from verify.status_sources import MAX_LIST_LENGTH, StatusDataRefused, read_status_list
@@ -335,11 +337,25 @@ def _base_url(url: str) -> str:
 
 
 def live_trust_store(
-    session: Session, *, writer: Callable[[], Session], fetcher: Fetcher, now: datetime, actor: str
+    session: Session,
+    *,
+    writer: Callable[[], Session],
+    fetcher: Fetcher,
+    now: datetime,
+    actor: str,
+    keyring: KeyRing | None = None,
 ) -> TrustStore:
     """The trust store of a running deployment: our registry (read through ``session``),
-    the peers it holds, online status lookups, and one rate-limited refresh per unknown
-    kid (written through a session from ``writer``, committed at once)."""
+    the peers it holds, online status lookups, one rate-limited refresh per unknown kid,
+    and, given the ``keyring``, a checkpoint of our log signed when an answer needs one
+    (both written through a session from ``writer``, committed at once)."""
+
+    def checkpoint() -> LogCheckpoint:
+        assert keyring is not None
+        with writer() as writing:
+            signed = current_checkpoint(writing, keyring, now=now)
+            writing.commit()
+            return signed
 
     def refresh(region_code: str) -> RegionCopy | None:
         with writer() as writing:
@@ -347,4 +363,11 @@ def live_trust_store(
             writing.commit()
             return copy
 
-    return TrustStore(now=now, own=session, copies=lambda: peer_copies(session), fetcher=fetcher, refresh=refresh)
+    return TrustStore(
+        now=now,
+        own=session,
+        copies=lambda: peer_copies(session),
+        fetcher=fetcher,
+        refresh=refresh,
+        checkpoint=None if keyring is None else checkpoint,
+    )

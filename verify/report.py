@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -11,6 +12,7 @@ from registry.identifiers import CertificateId, mask_id_number
 from registry.status import Status
 from registry.times import iso_from_epoch, iso_utc
 from verify.codes import REASONS, Verdict
+from verify.sources import LogEvidence
 from verify.trust import TrustedKey, TrustedRegion
 
 
@@ -45,6 +47,7 @@ class VerificationReport:
     status: Status | None = None
     # Who answered steps 7 and 8: "registry" (ours), "issuer" (online), "status-list".
     status_source: str | None = None
+    log: LogEvidence | None = None
 
     @property
     def valid(self) -> bool:
@@ -67,7 +70,19 @@ def answer(report: VerificationReport) -> dict[str, Any]:
         "certificate": _certificate(report),
         "issuer": _issuer(report),
         "status_source": report.status_source,
+        "log": _log(report.log),
         "checked_at": iso_utc(report.checked_at),
+    }
+
+
+def _log(evidence: LogEvidence | None) -> dict[str, Any] | None:
+    if evidence is None:
+        return None
+    return {
+        "index": evidence.index,
+        "tree_size": evidence.tree_size,
+        "inclusion_proof": [base64.b64encode(step).decode("ascii") for step in evidence.inclusion_proof],
+        "checkpoint": evidence.checkpoint,
     }
 
 

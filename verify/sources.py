@@ -16,6 +16,7 @@ key that has since been compromised, and anything else it cannot settle is unava
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
@@ -23,7 +24,9 @@ from urllib.parse import quote
 
 from sqlalchemy.orm import Session
 
-from registry.models import Certificate
+from registry import log
+from registry.merkle import inclusion_proof
+from registry.models import Certificate, LogCheckpoint
 from registry.status import Status
 from signing.jwk import b64url, public_jwk
 from verify.errors import VerifyError
@@ -54,11 +57,23 @@ class StatusUnavailable(VerifyError):
 
 
 @dataclass(frozen=True)
+class LogEvidence:
+    """Where the token sits in its region's transparency log: its entry, and an RFC 6962
+    inclusion proof under a signed checkpoint of ``tree_size`` entries."""
+
+    index: int
+    tree_size: int
+    inclusion_proof: tuple[bytes, ...]
+    checkpoint: str
+
+
+@dataclass(frozen=True)
 class RegistryRecord:
     """The issuing registry holds this very token, with this status; ``source`` says who said so."""
 
     status: Status
     source: str
+    log: LogEvidence | None = None
 
 
 @dataclass(frozen=True)
@@ -86,16 +101,33 @@ class Registry(Protocol):
 
 
 class OwnRegistry:
-    """Our own registry: exact and always current."""
+    """Our own registry: exact and always current, with the token's place in our log.
 
-    def __init__(self, session: Session) -> None:
+    ``checkpoint`` gives a signed checkpoint covering the whole log (a running deployment
+    signs one when needed); without it, the newest kept checkpoint is used when it covers
+    the entry, and otherwise the answer carries no log evidence.
+    """
+
+    def __init__(self, session: Session, checkpoint: Callable[[], LogCheckpoint] | None = None) -> None:
         self._session = session
+        self._checkpoint = checkpoint
 
     def lookup(self, token: Lookup) -> RegistryRecord | None:
         row = self._session.get(Certificate, token.certificate_id)
         if row is None or row.token.rsplit(".", 1)[0].encode("ascii") != token.signing_input:
             return None
-        return RegistryRecord(status=Status(row.status), source=OWN_REGISTRY)
+        return RegistryRecord(status=Status(row.status), source=OWN_REGISTRY, log=self._evidence(row.log_index))
+
+    def _evidence(self, index: int | None) -> LogEvidence | None:
+        if index is None:
+            return None
+        checkpoint = log.newest_checkpoint(self._session)
+        if (checkpoint is None or checkpoint.size <= index) and self._checkpoint is not None:
+            checkpoint = self._checkpoint()
+        if checkpoint is None or checkpoint.size <= index:
+            return None
+        proof = inclusion_proof(index, checkpoint.size, log.node_reader(self._session))
+        return LogEvidence(index, checkpoint.size, tuple(proof), checkpoint.note)
 
 
 class PeerRegistry:

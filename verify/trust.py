@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from registry.models import Office, SigningKey
+from registry.models import LogCheckpoint, Office, SigningKey
 from registry.offices import COMPROMISED
 from registry.regions import find_region
 from signing.algorithms import Algorithm, PublicKey, require_algorithm
@@ -74,7 +74,8 @@ class TrustStore:
 
     ``fetcher`` lets peer lookups ask the issuing region online; without it (offline
     bundle) only cached status lists answer; ``valid_until`` (the bundle's expiry) caps
-    every list's. ``refresh`` is called at most once per
+    every list's; ``checkpoint`` signs a checkpoint of our log when answers need one.
+    ``refresh`` is called at most once per
     region per verifier when a token names a kid that region's held list lacks; it
     returns the copies held afterwards (or None).
     """
@@ -88,6 +89,7 @@ class TrustStore:
         fetcher: Fetcher | None = None,
         refresh: Callable[[str], RegionCopy | None] | None = None,
         valid_until: datetime | None = None,
+        checkpoint: Callable[[], LogCheckpoint] | None = None,
     ) -> None:
         self._now = now
         self._own = own
@@ -97,6 +99,7 @@ class TrustStore:
         self._refresh = refresh
         self._refreshed: set[str] = set()
         self._valid_until = valid_until
+        self._checkpoint = checkpoint
 
     # -- the verifier's questions
 
@@ -127,7 +130,7 @@ class TrustStore:
 
     def registry(self, region: TrustedRegion) -> Registry:
         if region.expires_at is None and self._own is not None:
-            return OwnRegistry(self._own)
+            return OwnRegistry(self._own, self._checkpoint)
         copy = self._held()[region.code]
         listed = self._listed(region.code)
         assert listed is not None

@@ -174,7 +174,7 @@ class Verifier:
             return replace(signed, verdict=Verdict.UNDETERMINED, code="STATUS_UNAVAILABLE", detail=detail)
         if record is None:
             return replace(signed, code="NOT_IN_REGISTRY", detail="the issuing registry has no record of this token")
-        signed = replace(signed, status_source=record.source)
+        signed = replace(signed, status_source=record.source, log=record.log)
 
         # Step 8: status.
         if record.status is not Status.VALID:

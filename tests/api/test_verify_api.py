@@ -16,7 +16,7 @@ from registry.demo import sample_request
 from registry.identifiers import CertificateId
 from tests.verify.conftest import decode_parts, with_signature
 
-ANSWER_MEMBERS = {"verdict", "code", "message", "detail", "certificate", "issuer", "status_source", "checked_at"}
+ANSWER_MEMBERS = {"verdict", "code", "message", "detail", "certificate", "issuer", "status_source", "log", "checked_at"}
 RESIDENT_ID = "310115198506123526"  # the DL sample holder's full ID number
 
 

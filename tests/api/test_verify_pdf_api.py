@@ -32,7 +32,7 @@ from registry.regions import current_region
 from tests.verify.conftest import decode_parts, with_signature
 
 VERIFY_PDF = "/api/v1/verify/pdf"
-ANSWER_MEMBERS = {"verdict", "code", "message", "detail", "certificate", "issuer", "status_source", "checked_at"}
+ANSWER_MEMBERS = {"verdict", "code", "message", "detail", "certificate", "issuer", "status_source", "log", "checked_at"}
 PUBLIC_URL = "https://ecert.sh.example"
 
 
