@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from registry import audit
+from registry.log import current_checkpoint, log_verifier_key
 from registry.models import Office, Region, RootRotation, SigningKey, TrustList
 from registry.regions import current_region
 from registry.times import iso_utc
@@ -37,6 +38,7 @@ TRUST_LIST_PATH: Final = "/.well-known/ecert/trust-list"
 STATUS_PATH: Final = "/api/v1/status/{id}"
 STATUS_LIST_PATH: Final = "/.well-known/ecert/status-list"
 VERIFY_PATH: Final = "/api/v1/verify"
+LOG_PATH: Final = "/api/v1/log"
 
 
 def publish_trust_list(
@@ -66,6 +68,12 @@ def publish_trust_list(
     issued_at = now.astimezone(UTC).replace(microsecond=0)
     expires_at = issued_at + timedelta(seconds=int(lifetime.total_seconds()))
     payload = trust_list_payload(session, region, sequence=sequence, issued_at=issued_at, expires_at=expires_at)
+    checkpoint = current_checkpoint(session, keyring, now=now)
+    payload["log"] = {
+        "origin": region.log_origin,
+        "verifier_key": log_verifier_key(region),
+        "checkpoint": checkpoint.note,
+    }
     root = keyring.private_key(region.root_kid, lambda: region.root_private_key)
     jws = encode_token(payload, root, region.root_kid, typ=TRUST_LIST_TYPE)
     published = TrustList(sequence=sequence, issued_at=issued_at, expires_at=expires_at, jws=jws)
@@ -159,6 +167,7 @@ def trust_list_payload(
             "status": region.public_url + STATUS_PATH,
             "status_list": region.public_url + STATUS_LIST_PATH,
             "verify": region.public_url + VERIFY_PATH,
+            "log": region.public_url + LOG_PATH,
         },
     }
 

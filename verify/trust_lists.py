@@ -25,9 +25,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
 from signing.algorithms import Algorithm, PublicKey, algorithm_of, require_algorithm, verify_signature
 from signing.errors import KeyStorageError, TokenFormatError, UnsupportedAlgorithm
 from signing.jwk import key_id, load_public_jwk, thumbprint
+from signing.notes import NoteError, parse_verifier_key
 from signing.tokens import parse_token
 from verify.errors import VerifyError
 
@@ -85,6 +88,17 @@ class Endpoints:
     status: str  # a template: "{id}" stands for the certificate identifier
     status_list: str
     verify: str
+    log: str | None  # the log API's base (null in lists from before the log)
+
+
+@dataclass(frozen=True)
+class ListedLog:
+    """The region's transparency log as its trust list states it: origin, key, a checkpoint."""
+
+    origin: str
+    verifier_key: str
+    key: ed25519.Ed25519PublicKey
+    checkpoint: str
 
 
 @dataclass(frozen=True)
@@ -104,6 +118,7 @@ class SignedTrustList:
     offices: tuple[ListedOffice, ...]
     endpoints: Endpoints
     jws: str
+    log: ListedLog | None = None
 
     def key(self, kid: str) -> tuple[ListedOffice, ListedKey] | None:
         """The office and key with this kid, if the list names it."""
@@ -269,8 +284,35 @@ def _contents(payload: dict[str, Any], fingerprint: str, root: PublicKey, jws: s
             status=_member(endpoints, "status", str, "endpoints"),
             status_list=_member(endpoints, "status_list", str, "endpoints"),
             verify=_member(endpoints, "verify", str, "endpoints"),
+            log=_optional_string(endpoints, "log", "endpoints"),
         ),
         jws=jws,
+        log=_log(payload.get("log")),
+    )
+
+
+def _optional_string(container: dict[str, Any], name: str, where: str) -> str | None:
+    value = container.get(name)
+    if value is not None and not isinstance(value, str):
+        raise TrustListMalformed(f"{where}: {name} must be a string")
+    return value
+
+
+def _log(member: Any) -> ListedLog | None:
+    if member is None:
+        return None
+    if not isinstance(member, dict) or set(member) != {"origin", "verifier_key", "checkpoint"}:
+        raise TrustListMalformed("payload: log is {origin, verifier_key, checkpoint} or absent")
+    origin = _member(member, "origin", str, "log")
+    verifier_key = _member(member, "verifier_key", str, "log")
+    try:
+        name, key = parse_verifier_key(verifier_key)
+    except NoteError as error:
+        raise TrustListMalformed(f"log: {error}") from error
+    if name != origin:
+        raise TrustListMalformed("log: the verifier key is not named after the log's origin")
+    return ListedLog(
+        origin=origin, verifier_key=verifier_key, key=key, checkpoint=_member(member, "checkpoint", str, "log")
     )
 
 

@@ -121,7 +121,11 @@ def test_the_payload_names_region_keys_and_endpoints(session, region, office, pu
         "status": url + "/api/v1/status/{id}",
         "status_list": f"{url}/.well-known/ecert/status-list",
         "verify": f"{url}/api/v1/verify",
+        "log": f"{url}/api/v1/log",
     }
+    assert set(payload["log"]) == {"origin", "verifier_key", "checkpoint"}
+    assert payload["log"]["origin"] == "ecert.sh.example/ecert-log/310000"
+    assert payload["log"]["checkpoint"].startswith("ecert.sh.example/ecert-log/310000\n")
     assert (published.issued_at, published.expires_at) == (clock(), clock() + timedelta(hours=24))
 
 
