@@ -92,7 +92,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from registry.api import blueprint as registry_api
     from registry.cli import bundle_group, demo_command, office_group, region_group
     from verify.api import blueprint as verify_api
-    from verify.cli import peer_group, verify_command
+    from verify.cli import log_group, peer_group, verify_command
     from web.context import close_db
     from web.log_api import blueprint as log_api
     from web.pages import blueprint as pages
@@ -109,6 +109,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         region_group,
         office_group,
         peer_group,
+        log_group,
         bundle_group,
         demo_command,
         verify_command,

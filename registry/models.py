@@ -119,6 +119,12 @@ class Peer(Base):
     last_error: Mapped[str | None] = mapped_column(String(500))
     # When an unknown kid last made us refetch the trust list (rate limit).
     key_refresh_at: Mapped[datetime | None]
+    # The peer's log as last witnessed: its newest checkpoint that was consistent with
+    # every earlier one we saw, and that checkpoint with our log key's cosignature added.
+    log_size: Mapped[int | None]
+    log_root: Mapped[bytes | None] = mapped_column(LargeBinary)
+    log_checkpoint: Mapped[str | None] = mapped_column(Text)
+    log_cosigned: Mapped[str | None] = mapped_column(Text)
     added_at: Mapped[datetime]
 
 

@@ -4,6 +4,7 @@
   /api/v1/verify``; with a bundle, no network and no database are used.
 * ``peer add --url URL --fingerprint FP``, ``peer sync``, ``peer list``: the regions
   this one recognises (``docs/peers.md``).
+* ``log audit``: our log, registry and audit trail, and every peer's log (``docs/log.md``).
 """
 
 from __future__ import annotations
@@ -18,13 +19,17 @@ from flask.cli import AppGroup, with_appcontext
 
 from console import Outcome, cli_actor, reporting
 from deployment import Deployment
+from registry.log_audit import audit_registry
 from registry.models import Peer
+from registry.regions import current_region
 from registry.times import iso_utc
 from verify.bundle import read_bundle
-from verify.peers import add_peer, health, list_peers, live_trust_store, sync_peer
+from verify.peers import add_peer, health, held_trust_list, list_peers, live_trust_store, sync_peer
 from verify.report import VerificationReport, answer
 from verify.trust import TrustStore
+from verify.trust_lists import TrustListError
 from verify.verifier import Verifier, reference_catalog
+from verify.witness import audit_peer_log
 
 
 def _deployment() -> Deployment:
@@ -105,7 +110,13 @@ def peer_add_command(url: str, fingerprint: str) -> Outcome:
     now = deployment.now()
     with deployment.session() as session:
         peer, outcome = add_peer(
-            session, deployment.fetcher, url=url, fingerprint=fingerprint, now=now, actor=cli_actor()
+            session,
+            deployment.fetcher,
+            url=url,
+            fingerprint=fingerprint,
+            now=now,
+            actor=cli_actor(),
+            keyring=deployment.keyring,
         )
         session.commit()
         result = _peer_row(peer, now)
@@ -124,7 +135,9 @@ def peer_sync_command() -> Outcome:
     outcomes = []
     with deployment.session() as session:
         for peer in list_peers(session):
-            outcomes.append(sync_peer(session, deployment.fetcher, peer, now=now, actor=cli_actor()))
+            outcomes.append(
+                sync_peer(session, deployment.fetcher, peer, now=now, actor=cli_actor(), keyring=deployment.keyring)
+            )
             session.commit()  # each peer on its own: one peer's failure keeps the others' news
         lines = [
             f"{o.region_code}: sequence {o.sequence}" + ("" if o.ok else f" — {o.error_code}: {o.error}")
@@ -177,3 +190,42 @@ def _peer_row(peer: Peer, now: datetime) -> dict[str, object]:
         "last_error": peer.last_error_code,
         "last_error_detail": peer.last_error,
     }
+
+
+@click.group("log", cls=AppGroup)
+def log_group() -> None:
+    """This region's transparency log, and the peers' logs it witnesses."""
+
+
+@log_group.command("audit")
+@reporting
+def log_audit_command() -> Outcome:
+    """Check our own log, registry and audit trail for direct edits, and every peer's log
+    for a rewritten history. Exits 1 on any inconsistency (an unreachable peer is a warning)."""
+    deployment = _deployment()
+    with deployment.read_session() as session:
+        own = [{"subject": f.subject, "detail": f.detail} for f in audit_registry(session)]
+        peers: list[dict[str, str]] = []
+        warnings: list[dict[str, str]] = []
+        for peer in list_peers(session):
+            try:
+                listed = held_trust_list(peer)
+            except TrustListError as error:
+                peers.append({"region": peer.region_code, "code": error.code, "detail": str(error)})
+                continue
+            for finding in audit_peer_log(
+                deployment.fetcher,
+                listed,
+                held_note=peer.log_checkpoint,
+                held_size=peer.log_size,
+                held_root=peer.log_root,
+            ):
+                row = {"region": finding.region, "code": finding.code, "detail": finding.detail}
+                (warnings if finding.code == "PEER_UNREACHABLE" else peers).append(row)
+        size = current_region(session).log_size
+    lines = [f"own log: {size} entries, " + (f"{len(own)} problem(s)" if own else "consistent")]
+    lines += [f"  {f['subject']}: {f['detail']}" for f in own]
+    lines += [f"peer {p['region']}: {p['code']}: {p['detail']}" for p in peers]
+    lines += [f"warning: peer {w['region']}: {w['detail']}" for w in warnings]
+    result = {"consistent": not own and not peers, "tree_size": size, "own": own, "peers": peers, "warnings": warnings}
+    return Outcome(result, lines, exit_code=0 if result["consistent"] else 1)

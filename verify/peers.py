@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from registry import audit
 from registry.errors import AlreadyExists, FieldError, InvalidInput, NotFound
-from registry.log import current_checkpoint
+from registry.log import current_checkpoint, ensure_log_key
 from registry.models import LogCheckpoint, Peer
 from registry.regions import find_region
 from registry.trust_list import TRUST_LIST_PATH
@@ -43,6 +43,7 @@ from verify.fetch import Fetcher, FetchFailed
 from verify.status_sources import MAX_LIST_LENGTH, StatusDataRefused, read_status_list
 from verify.trust import RegionCopy, TrustStore
 from verify.trust_lists import MAX_TRUST_LIST_LENGTH, SignedTrustList, TrustListError, read_trust_list
+from verify.witness import LogRefused, cosign, witness
 
 # A token naming a kid the held list lacks refetches that peer's list at most this often.
 KEY_REFRESH_INTERVAL: Final = timedelta(seconds=60)
@@ -90,7 +91,14 @@ def list_peers(session: Session) -> list[Peer]:
 
 
 def add_peer(
-    session: Session, fetcher: Fetcher, *, url: str, fingerprint: str, now: datetime, actor: str
+    session: Session,
+    fetcher: Fetcher,
+    *,
+    url: str,
+    fingerprint: str,
+    now: datetime,
+    actor: str,
+    keyring: KeyRing | None = None,
 ) -> tuple[Peer, SyncOutcome]:
     """Pin a region by its root fingerprint and store its trust list (and status list).
 
@@ -137,7 +145,12 @@ def add_peer(
         details={"url": url, "fingerprint": fingerprint, "root": listed.root_fingerprint, "sequence": listed.sequence},
     )
     session.flush()
-    return peer, _sync_status_list(session, fetcher, peer, listed, now=now, actor=actor, changed=True)
+    witnessed = _witness_log(session, fetcher, peer, listed, keyring=keyring, now=now, actor=actor)
+    status = _sync_status_list(session, fetcher, peer, listed, now=now, actor=actor, changed=True)
+    if witnessed is not None:
+        peer.last_error_code, peer.last_error = witnessed.error_code, witnessed.error
+        return peer, witnessed
+    return peer, status
 
 
 def get_peer(session: Session, region_code: str, *, lock: bool = False) -> Peer:
@@ -149,28 +162,66 @@ def get_peer(session: Session, region_code: str, *, lock: bool = False) -> Peer:
     return peer
 
 
-def sync_peer(session: Session, fetcher: Fetcher, peer: Peer, *, now: datetime, actor: str) -> SyncOutcome:
-    """Refresh one peer's trust list, then its status list; keep the newest good copies.
+def sync_peer(
+    session: Session, fetcher: Fetcher, peer: Peer, *, now: datetime, actor: str, keyring: KeyRing | None = None
+) -> SyncOutcome:
+    """Refresh one peer's trust list, witness its log (countersigning the checkpoint with
+    our log key when ``keyring`` is given), then refresh its status list; keep the newest
+    good copies of each.
 
     Never raises for what the peer serves: the outcome (and the peer row) says what was
-    refused. The caller commits.
+    refused, the first refusal first. The caller commits.
     """
     session.execute(select(Peer.id).where(Peer.id == peer.id).with_for_update())
     peer.last_attempt_at = now
+    problems: list[SyncOutcome] = []
     try:
         listed, changed = _refresh_trust_list(session, fetcher, peer, now=now, actor=actor)
     except (FetchFailed, PeerRefused) as error:
-        outcome = _failed(session, peer, error.code, error.detail, now=now, actor=actor)
+        problems.append(_failed(session, peer, error.code, error.detail, now=now, actor=actor))
         try:
-            held = held_trust_list(peer)
+            listed, changed = held_trust_list(peer), False
         except TrustListError:
-            return outcome
-        if held.expired(now):
-            return outcome
-        status = _sync_status_list(session, fetcher, peer, held, now=now, actor=actor, changed=False)
-        peer.last_error_code, peer.last_error = outcome.error_code, outcome.error  # the first failure wins
-        return SyncOutcome(peer.region_code, peer.sequence, status.changed, outcome.error_code, outcome.error)
-    return _sync_status_list(session, fetcher, peer, listed, now=now, actor=actor, changed=changed)
+            return problems[0]
+        if listed.expired(now):
+            return problems[0]
+    witnessed = _witness_log(session, fetcher, peer, listed, keyring=keyring, now=now, actor=actor)
+    if witnessed is not None:
+        problems.append(witnessed)
+    status = _sync_status_list(session, fetcher, peer, listed, now=now, actor=actor, changed=changed)
+    if not status.ok:
+        problems.append(status)
+    if not problems:
+        return status
+    first = problems[0]
+    peer.last_error_code, peer.last_error = first.error_code, first.error
+    return SyncOutcome(peer.region_code, peer.sequence, changed, first.error_code, first.error)
+
+
+def _witness_log(
+    session: Session,
+    fetcher: Fetcher,
+    peer: Peer,
+    listed: SignedTrustList,
+    *,
+    keyring: KeyRing | None,
+    now: datetime,
+    actor: str,
+) -> SyncOutcome | None:
+    """Accept the peer's newest checkpoint if it extends the one held; None when all is well."""
+    try:
+        seen = witness(fetcher, listed, held_size=peer.log_size, held_root=peer.log_root)
+    except (FetchFailed, LogRefused) as error:
+        return _failed(session, peer, error.code, error.detail, now=now, actor=actor)
+    if seen is None:
+        return None
+    peer.log_size, peer.log_root, peer.log_checkpoint = seen.checkpoint.size, seen.checkpoint.root_hash, seen.note
+    own = find_region(session)
+    if keyring is not None and own is not None:
+        key = ensure_log_key(session, keyring, own)
+        assert own.log_origin is not None
+        peer.log_cosigned = cosign(seen.note, own.log_origin, key)
+    return None
 
 
 def refresh_keys(

@@ -5,6 +5,7 @@
 * ``GET /api/v1/log/proof/consistency?from=N&to=M`` → ``{proof: [base64 ...]}``
 * ``GET /api/v1/log/proof/inclusion?index=I&size=N`` → ``{proof: [base64 ...]}``
 * ``GET /api/v1/log/entries?start=I&end=J`` → ``{entries: [base64 leaf data ...]}``
+* ``GET /api/v1/log/cosignatures`` → peers' checkpoints we witnessed, countersigned
 
 Hashes and leaf data are standard base64, as in RFC 6962's JSON API. A size, index or
 range outside the log is ``400 BAD_REQUEST``. (In ``web/`` because the architecture test
@@ -17,8 +18,10 @@ import base64
 import re
 
 from flask import Blueprint, Response, jsonify, request
+from sqlalchemy import select
 
 from registry import log
+from registry.models import Peer
 from registry.regions import current_region
 from web.context import db, deployment, now, read_db
 from web.problems import HttpProblem
@@ -71,6 +74,18 @@ def inclusion() -> Response:
 @blueprint.get("/api/v1/log/entries")
 def entries() -> Response:
     return _hashes("entries", log.entries(read_db(), _number("start"), _number("end")))
+
+
+@blueprint.get("/api/v1/log/cosignatures")
+def cosignatures() -> Response:
+    """Peers' checkpoints this region witnessed (consistent with all it saw before), each
+    with our log key's signature added: what we vouch each peer's log looked like."""
+    peers = read_db().scalars(select(Peer).where(Peer.log_cosigned.is_not(None)).order_by(Peer.region_code))
+    response = jsonify(
+        {"cosignatures": [{"region": p.region_code, "size": p.log_size, "checkpoint": p.log_cosigned} for p in peers]}
+    )
+    response.headers["Cache-Control"] = "no-cache"
+    return response
 
 
 def _number(name: str) -> int:

@@ -59,6 +59,12 @@ def upgrade():
         batch_op.add_column(sa.Column('log_index', sa.Integer(), nullable=True))
         batch_op.create_unique_constraint(batch_op.f('uq_certificate_log_index'), ['log_index'])
 
+    with op.batch_alter_table('peer', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('log_size', sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column('log_root', sa.LargeBinary(), nullable=True))
+        batch_op.add_column(sa.Column('log_checkpoint', sa.Text(), nullable=True))
+        batch_op.add_column(sa.Column('log_cosigned', sa.Text(), nullable=True))
+
     with op.batch_alter_table('region', schema=None) as batch_op:
         batch_op.add_column(sa.Column('log_origin', sa.String(length=255), nullable=True))
         batch_op.add_column(sa.Column('log_public_key', sa.LargeBinary(), nullable=True))
@@ -124,6 +130,12 @@ def downgrade():
         batch_op.drop_column('log_private_key')
         batch_op.drop_column('log_public_key')
         batch_op.drop_column('log_origin')
+
+    with op.batch_alter_table('peer', schema=None) as batch_op:
+        batch_op.drop_column('log_cosigned')
+        batch_op.drop_column('log_checkpoint')
+        batch_op.drop_column('log_root')
+        batch_op.drop_column('log_size')
 
     with op.batch_alter_table('certificate', schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f('uq_certificate_log_index'), type_='unique')
