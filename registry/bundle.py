@@ -2,7 +2,8 @@
 
 One JWS (``typ`` ``ecert-bundle``) signed with this region's status key, holding, for
 this region and every peer, the signed trust list and status list as they were signed
-(this region's status list freshly signed for the bundle's lifetime), and an expiry.
+(this region's status list freshly signed for the bundle's lifetime), the newest log
+checkpoint (ours; for a peer, the one we witnessed, with our cosignature), and an expiry.
 A verifier pins this region's root, checks this region's trust list with it, and the
 bundle's signature with the status key that list names; each peer's lists are checked
 under the root this region pinned for it. The reader is :mod:`verify.bundle`; the
@@ -18,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from registry import audit
+from registry.log import current_checkpoint
 from registry.models import Peer
 from registry.regions import current_region
 from registry.status_list import sign_with_status_key, status_list
@@ -54,6 +56,7 @@ def export_bundle(
             "root": {**region.root_public_jwk, "kid": region.root_kid},
             "trust_list": own.jws,
             "status_list": status_list(session, keyring, now=now, lifetime=lifetime),
+            "checkpoint": current_checkpoint(session, keyring, now=now).note,
         }
     ]
     peers = session.scalars(select(Peer).order_by(Peer.region_code)).all()
@@ -63,6 +66,8 @@ def export_bundle(
             "root": {**peer.root_public_jwk, "kid": peer.root_fingerprint},
             "trust_list": peer.trust_list,
             "status_list": peer.status_list,
+            # The newest checkpoint we witnessed, with our cosignature (null before any).
+            "checkpoint": peer.log_cosigned or peer.log_checkpoint,
         }
         for peer in peers
     )

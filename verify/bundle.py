@@ -18,10 +18,12 @@ from typing import Any, Final
 from signing.algorithms import verify_signature
 from signing.errors import KeyStorageError, TokenFormatError
 from signing.jwk import load_public_jwk, public_jwk
+from signing.notes import Checkpoint
 from signing.tokens import parse_token
 from verify.errors import VerifyError
 from verify.trust import RegionCopy
-from verify.trust_lists import TrustListError, read_trust_list
+from verify.trust_lists import SignedTrustList, TrustListError, read_trust_list
+from verify.witness import LogRefused, open_checkpoint
 
 BUNDLE_TYPE: Final = "ecert-bundle"
 MAX_BUNDLE_LENGTH: Final = 64 * 1024 * 1024
@@ -40,6 +42,9 @@ class Bundle:
     issued_at: datetime
     expires_at: datetime
     copies: dict[str, RegionCopy]
+    # Each region's newest log checkpoint the bundle carries (size and root), verified
+    # with the log key that region's trust list names.
+    checkpoints: dict[str, Checkpoint]
 
 
 def read_bundle(text: str, *, fingerprint: str | None = None) -> Bundle:
@@ -90,7 +95,11 @@ def read_bundle(text: str, *, fingerprint: str | None = None) -> Bundle:
         )
         for entry in entries
     }
+    checkpoints = {
+        entry["code"]: _checkpoint(entry, listed if entry is own else None) for entry in entries if entry["checkpoint"]
+    }
     return Bundle(
+        checkpoints=checkpoints,
         issuer=listed.region_code,
         root_fingerprint=listed.root_fingerprint,
         issued_at=issued_at,
@@ -99,16 +108,28 @@ def read_bundle(text: str, *, fingerprint: str | None = None) -> Bundle:
     )
 
 
+def _checkpoint(entry: dict[str, Any], listed: SignedTrustList | None) -> Checkpoint:
+    try:
+        if listed is None:
+            listed = read_trust_list(entry["trust_list"], pinned_root_jwk=_jwk(entry["root"]))
+        if listed.log is None:
+            raise BundleRefused(f"region {entry['code']}'s trust list names no log for its checkpoint")
+        return open_checkpoint(entry["checkpoint"], listed.log)
+    except (TrustListError, LogRefused) as error:
+        raise BundleRefused(f"region {entry['code']}'s checkpoint: {error}") from error
+
+
 def _entry(entry: Any) -> dict[str, Any]:
     if (
         not isinstance(entry, dict)
-        or set(entry) != {"code", "root", "trust_list", "status_list"}
+        or set(entry) != {"code", "root", "trust_list", "status_list", "checkpoint"}
         or not isinstance(entry["code"], str)
         or not isinstance(entry["root"], dict)
         or not isinstance(entry["trust_list"], str)
         or not (entry["status_list"] is None or isinstance(entry["status_list"], str))
+        or not (entry["checkpoint"] is None or isinstance(entry["checkpoint"], str))
     ):
-        raise BundleRefused("each region entry is {code, root, trust_list, status_list}")
+        raise BundleRefused("each region entry is {code, root, trust_list, status_list, checkpoint}")
     return entry
 
 

@@ -67,6 +67,7 @@ def verify_command(token: str, bundle_file: Path | None, fingerprint: str | None
             "root_fingerprint": bundle.root_fingerprint,
             "pinned": fingerprint is not None,
             "expires_at": iso_utc(bundle.expires_at),
+            "checkpoints": {code: cp.size for code, cp in sorted(bundle.checkpoints.items())},
         }
         if fingerprint is None:
             outcome.lines.append(
