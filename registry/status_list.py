@@ -103,6 +103,8 @@ def status_answer(session: Session, keyring: KeyRing, certificate_id: str, *, no
     }
     if found is not None:
         payload["sig"] = signing_input_digest(found.token)
+        if found.log_index is not None:
+            payload["log"] = found.log_index  # its issuance entry in our transparency log
     return sign_with_status_key(region, keyring, payload, ANSWER_TYPE)
 
 

@@ -92,6 +92,7 @@ def read_bundle(text: str, *, fingerprint: str | None = None) -> Bundle:
             root_public_jwk=public_jwk(listed.root_key) if entry is own else _jwk(entry["root"]),
             trust_list=entry["trust_list"],
             status_list=entry["status_list"],
+            checkpoint=entry["checkpoint"],
         )
         for entry in entries
     }

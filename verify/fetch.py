@@ -3,7 +3,7 @@
 Everything fetched is a JWS that is checked afterwards with keys we already hold, so the
 fetcher only has to be a careful HTTP client: ``http``/``https`` only, no redirects (a
 redirect could send us anywhere), a short timeout, a size cap read as a stream (a peer
-cannot make us buffer more than the cap), and ASCII bodies (a compact JWS is ASCII).
+cannot make us buffer more than the cap), and bodies in the expected encoding (ASCII for a compact JWS, UTF-8 for a signed note).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ USER_AGENT: Final = "ecert-peer/1"
 
 
 class FetchFailed(VerifyError):
-    """The document could not be fetched: unreachable, not 200, too large, not ASCII."""
+    """The document could not be fetched: unreachable, not 200, too large, badly encoded."""
 
     code = "PEER_UNREACHABLE"
 
@@ -41,12 +41,13 @@ class Fetcher:
             trust_env=False,  # no proxy or netrc settings from the environment
         )
 
-    def get_text(self, url: str, *, max_bytes: int, timeout: float | None = None) -> str:
+    def get_text(self, url: str, *, max_bytes: int, timeout: float | None = None, encoding: str = "ascii") -> str:
         """The body of ``GET url`` as text, if it answers 200 within the limits.
 
         Raises:
             FetchFailed: not an http(s) URL, a network error or timeout, a status other
-                than 200, a body larger than ``max_bytes``, or a body that is not ASCII.
+                than 200, a body larger than ``max_bytes``, or a body not in ``encoding``
+                (ASCII, as a compact JWS is; a signed note is UTF-8).
         """
         if urlsplit(url).scheme not in ("http", "https"):
             raise FetchFailed(url, "only http and https URLs are fetched")
@@ -62,9 +63,9 @@ class Fetcher:
         except httpx.HTTPError as error:
             raise FetchFailed(url, f"{type(error).__name__}: {error}") from error
         try:
-            return body.decode("ascii")
+            return body.decode(encoding)
         except UnicodeDecodeError as error:
-            raise FetchFailed(url, "the answer is not a compact JWS (not ASCII)") from error
+            raise FetchFailed(url, f"the answer is not {encoding} text") from error
 
     def close(self) -> None:
         self._client.close()

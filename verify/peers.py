@@ -83,6 +83,7 @@ def region_copy(peer: Peer) -> RegionCopy:
         root_public_jwk=dict(peer.root_public_jwk),
         trust_list=peer.trust_list,
         status_list=peer.status_list,
+        checkpoint=peer.log_checkpoint,
     )
 
 

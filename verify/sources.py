@@ -25,7 +25,7 @@ from urllib.parse import quote
 from sqlalchemy.orm import Session
 
 from registry import log
-from registry.merkle import inclusion_proof
+from registry.merkle import inclusion_proof, leaf_hash, verify_inclusion
 from registry.models import Certificate, LogCheckpoint
 from registry.status import Status
 from signing.jwk import b64url, public_jwk
@@ -39,6 +39,7 @@ from verify.status_sources import (
     read_status_list,
 )
 from verify.trust_lists import SignedTrustList
+from verify.witness import MAX_PROOF_LENGTH, LogRefused, open_checkpoint, read_proof
 
 ONLINE_STATUS_TIMEOUT: Final = 2.0  # seconds: a verifier at a counter must not hang
 # A list signed this long after a token's issue time would hold its position, had the
@@ -81,6 +82,7 @@ class Lookup:
     """What a registry is asked about a token whose signature has verified."""
 
     certificate_id: str
+    token: str
     signing_input: bytes
     status_index: int | None
     issued_at: datetime
@@ -134,12 +136,19 @@ class PeerRegistry:
     """Another region's registry, through its signed status answers and status list."""
 
     def __init__(
-        self, listed: SignedTrustList, status_list: str | None, *, fetcher: Fetcher | None, now: datetime
+        self,
+        listed: SignedTrustList,
+        status_list: str | None,
+        *,
+        fetcher: Fetcher | None,
+        now: datetime,
+        checkpoint: str | None = None,
     ) -> None:
         self._listed = listed
         self._status_list = status_list
         self._fetcher = fetcher
         self._now = now
+        self._checkpoint = checkpoint
 
     def lookup(self, token: Lookup) -> RegistryRecord | None:
         if self._listed.status_key is None:
@@ -169,7 +178,29 @@ class PeerRegistry:
         digest = b64url(hashlib.sha256(token.signing_input).digest())
         if not answer.known or answer.token_digest != digest or answer.status is None:
             return None
-        return RegistryRecord(status=answer.status, source=ISSUER_ONLINE)
+        return RegistryRecord(status=answer.status, source=ISSUER_ONLINE, log=self._inclusion(token, answer.log_index))
+
+    def _inclusion(self, token: Lookup, index: int | None) -> LogEvidence | None:
+        """The token's inclusion proof under the checkpoint we witnessed, if the issuer can
+        give one that verifies; None otherwise (evidence is extra, never the verdict)."""
+        log_info, base = self._listed.log, self._listed.endpoints.log
+        if index is None or self._checkpoint is None or log_info is None or base is None or self._fetcher is None:
+            return None
+        try:
+            witnessed = open_checkpoint(self._checkpoint, log_info)
+            if index >= witnessed.size:
+                return None  # newer than what we witnessed: the next sync will cover it
+            url = f"{base}/proof/inclusion?index={index}&size={witnessed.size}"
+            proof = read_proof(
+                self._fetcher.get_text(url, max_bytes=MAX_PROOF_LENGTH, timeout=ONLINE_STATUS_TIMEOUT), url
+            )
+        except (FetchFailed, LogRefused):
+            return None
+        if not verify_inclusion(
+            leaf_hash(token.token.encode("ascii")), index, witnessed.size, proof, witnessed.root_hash
+        ):
+            return None
+        return LogEvidence(index, witnessed.size, tuple(proof), self._checkpoint)
 
     def _from_list(self, token: Lookup, key: dict[str, Any]) -> RegistryRecord | None:
         if self._status_list is None:

@@ -64,6 +64,7 @@ class StatusAnswer:
     token_digest: str | None
     issued_at: datetime
     expires_at: datetime
+    log_index: int | None = None
 
     def is_about(self, token: str) -> bool:
         """Whether the answer was made for exactly this token (its ``header.payload``)."""
@@ -100,7 +101,11 @@ def read_status_answer(
     payload = _verified_payload(jws, status_public_jwk, ANSWER_TYPE, MAX_ANSWER_LENGTH)
     known = payload.get("known")
     members = _ANSWER_MEMBERS | {"sig"} if known is True else _ANSWER_MEMBERS
-    _require_members(payload, members)
+    # An answer from a region with a transparency log names the token's entry in it.
+    _require_members(payload, members | {"log"} if known is True and "log" in payload else members)
+    log_index = payload.get("log")
+    if log_index is not None and not _is_int(log_index):
+        raise StatusDataRefused("MALFORMED", "log is an entry index")
     issued_at, expires_at = _window(payload, issuer, now)
     if not isinstance(known, bool):
         raise StatusDataRefused("MALFORMED", "known is not a boolean")
@@ -122,6 +127,7 @@ def read_status_answer(
         known=known,
         status=status,
         token_digest=payload["sig"] if known else None,
+        log_index=log_index,
         issued_at=issued_at,
         expires_at=expires_at,
     )

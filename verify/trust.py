@@ -67,6 +67,8 @@ class RegionCopy:
     root_public_jwk: dict[str, Any]
     trust_list: str
     status_list: str | None
+    # The region's newest log checkpoint we witnessed (consistent with all seen before).
+    checkpoint: str | None = None
 
 
 class TrustStore:
@@ -134,7 +136,7 @@ class TrustStore:
         copy = self._held()[region.code]
         listed = self._listed(region.code)
         assert listed is not None
-        return PeerRegistry(listed, copy.status_list, fetcher=self._fetcher, now=self._now)
+        return PeerRegistry(listed, copy.status_list, fetcher=self._fetcher, now=self._now, checkpoint=copy.checkpoint)
 
     # -- where the answers come from
 

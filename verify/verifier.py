@@ -159,6 +159,7 @@ class Verifier:
         # on a token that was never registered is a forgery: leaked key or insider).
         lookup = Lookup(
             certificate_id=claims.certificate_id,
+            token=token,
             signing_input=parsed.signing_input,
             status_index=claims.status_index,
             issued_at=issued_at,

@@ -78,7 +78,7 @@ def witness(
     """
     if listed.log is None or listed.endpoints.log is None:
         return None
-    note = fetcher.get_text(listed.endpoints.log + "/checkpoint", max_bytes=MAX_NOTE_LENGTH)
+    note = fetcher.get_text(listed.endpoints.log + "/checkpoint", max_bytes=MAX_NOTE_LENGTH, encoding="utf-8")
     checkpoint = open_checkpoint(note, listed.log)
     check_extends(fetcher, listed, held_size, held_root, checkpoint)
     return Witnessed(note=note, checkpoint=checkpoint)
@@ -104,7 +104,7 @@ def check_extends(
         return
     assert listed.endpoints.log is not None
     url = f"{listed.endpoints.log}/proof/consistency?from={held_size}&to={new.size}"
-    proof = _proof(fetcher.get_text(url, max_bytes=MAX_PROOF_LENGTH), url)
+    proof = read_proof(fetcher.get_text(url, max_bytes=MAX_PROOF_LENGTH), url)
     if not verify_consistency(held_size, new.size, held_root, new.root_hash, proof):
         raise LogRefused(
             "LOG_FORK",
@@ -150,7 +150,12 @@ def cosign(note: str, name: str, key: ed25519.Ed25519PrivateKey) -> str:
     return add_signature(note, name, key)
 
 
-def _proof(body: str, url: str) -> list[bytes]:
+def read_proof(body: str, url: str) -> list[bytes]:
+    """The hashes of a ``{"proof": [base64 ...]}`` answer.
+
+    Raises:
+        LogRefused: ``LOG_REFUSED`` if it is not one.
+    """
     try:
         document = json.loads(body)
         hashes = document["proof"]
