@@ -14,7 +14,7 @@ from typing import Final
 
 from sqlalchemy import DDL, Table, event
 
-APPEND_ONLY_TABLES: Final = ("audit_record", "log_entry", "log_node")
+APPEND_ONLY_TABLES: Final = ("audit_record", "log_entry", "log_node", "log_checkpoint")
 
 POSTGRES_FUNCTION: Final = """
 CREATE OR REPLACE FUNCTION ecert_append_only() RETURNS trigger LANGUAGE plpgsql AS $$

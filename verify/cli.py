@@ -19,8 +19,9 @@ from flask.cli import AppGroup, with_appcontext
 
 from console import Outcome, cli_actor, reporting
 from deployment import Deployment
+from registry.audit import HEAD_ID
 from registry.log_audit import audit_registry
-from registry.models import Peer
+from registry.models import AuditHead, Peer
 from registry.regions import current_region
 from registry.times import iso_utc
 from verify.bundle import read_bundle
@@ -224,9 +225,22 @@ def log_audit_command() -> Outcome:
                 row = {"region": finding.region, "code": finding.code, "detail": finding.detail}
                 (warnings if finding.code == "PEER_UNREACHABLE" else peers).append(row)
         size = current_region(session).log_size
+        head = session.get(AuditHead, HEAD_ID)
+        # Record these outside the database (a ticket, a print-out): a chain rebuilt from
+        # scratch by someone with the table owner's rights would end at another hash.
+        chain = None if head is None else {"records": head.records, "head": head.chain_hash.hex()}
     lines = [f"own log: {size} entries, " + (f"{len(own)} problem(s)" if own else "consistent")]
     lines += [f"  {f['subject']}: {f['detail']}" for f in own]
     lines += [f"peer {p['region']}: {p['code']}: {p['detail']}" for p in peers]
     lines += [f"warning: peer {w['region']}: {w['detail']}" for w in warnings]
-    result = {"consistent": not own and not peers, "tree_size": size, "own": own, "peers": peers, "warnings": warnings}
+    result = {
+        "consistent": not own and not peers,
+        "tree_size": size,
+        "audit_chain": chain,
+        "own": own,
+        "peers": peers,
+        "warnings": warnings,
+    }
+    if chain:
+        lines.insert(1, f"audit trail: {chain['records']} records, chain head {chain['head']}")
     return Outcome(result, lines, exit_code=0 if result["consistent"] else 1)

@@ -36,6 +36,7 @@ from registry.log import current_checkpoint, ensure_log_key
 from registry.models import LogCheckpoint, Peer
 from registry.regions import find_region
 from registry.trust_list import TRUST_LIST_PATH
+from signing.errors import KeyStorageError
 from signing.jwk import public_jwk
 from signing.keystore import KeyRing
 from verify.errors import VerifyError
@@ -219,7 +220,10 @@ def _witness_log(
     peer.log_size, peer.log_root, peer.log_checkpoint = seen.checkpoint.size, seen.checkpoint.root_hash, seen.note
     own = find_region(session)
     if keyring is not None and own is not None:
-        key = ensure_log_key(session, keyring, own)
+        try:
+            key = ensure_log_key(session, keyring, own)
+        except KeyStorageError:
+            return None  # witnessed, not countersigned: our log key is unusable (wrong passphrase)
         assert own.log_origin is not None
         peer.log_cosigned = cosign(seen.note, own.log_origin, key)
     return None

@@ -25,9 +25,11 @@ from urllib.parse import quote
 from sqlalchemy.orm import Session
 
 from registry import log
+from registry.errors import RegistryError
 from registry.merkle import inclusion_proof, leaf_hash, verify_inclusion
 from registry.models import Certificate, LogCheckpoint
 from registry.status import Status
+from signing.errors import SigningError
 from signing.jwk import b64url, public_jwk
 from verify.errors import VerifyError
 from verify.fetch import Fetcher, FetchFailed
@@ -121,14 +123,20 @@ class OwnRegistry:
         return RegistryRecord(status=Status(row.status), source=OWN_REGISTRY, log=self._evidence(row.log_index))
 
     def _evidence(self, index: int | None) -> LogEvidence | None:
+        """The token's inclusion proof; None when there is none to give. Evidence is extra:
+        a damaged log (``log audit`` reports it) or an unusable log key never turns an
+        answer into an error."""
         if index is None:
             return None
-        checkpoint = log.newest_checkpoint(self._session)
-        if (checkpoint is None or checkpoint.size <= index) and self._checkpoint is not None:
-            checkpoint = self._checkpoint()
-        if checkpoint is None or checkpoint.size <= index:
+        try:
+            checkpoint = log.newest_checkpoint(self._session)
+            if (checkpoint is None or checkpoint.size <= index) and self._checkpoint is not None:
+                checkpoint = self._checkpoint()
+            if checkpoint is None or checkpoint.size <= index:
+                return None
+            proof = inclusion_proof(index, checkpoint.size, log.node_reader(self._session))
+        except (RegistryError, SigningError):
             return None
-        proof = inclusion_proof(index, checkpoint.size, log.node_reader(self._session))
         return LogEvidence(index, checkpoint.size, tuple(proof), checkpoint.note)
 
 

@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from signing.algorithms import Algorithm, PublicKey, algorithm_of, require_algorithm, verify_signature
 from signing.errors import KeyStorageError, TokenFormatError, UnsupportedAlgorithm
 from signing.jwk import key_id, load_public_jwk, thumbprint
-from signing.notes import NoteError, parse_verifier_key
+from signing.notes import NoteError, open_note, parse_checkpoint, parse_verifier_key
 from signing.tokens import parse_token
 from verify.errors import VerifyError
 
@@ -311,6 +311,12 @@ def _log(member: Any) -> ListedLog | None:
         raise TrustListMalformed(f"log: {error}") from error
     if name != origin:
         raise TrustListMalformed("log: the verifier key is not named after the log's origin")
+    try:
+        checkpoint = parse_checkpoint(open_note(_member(member, "checkpoint", str, "log"), {name: key})[0])
+    except NoteError as error:
+        raise TrustListMalformed(f"log: the checkpoint does not verify with the log key: {error}") from error
+    if checkpoint.origin != origin:
+        raise TrustListMalformed("log: the checkpoint is of another log")
     return ListedLog(
         origin=origin, verifier_key=verifier_key, key=key, checkpoint=_member(member, "checkpoint", str, "log")
     )
