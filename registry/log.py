@@ -20,13 +20,14 @@ Transparency and the C2SP tlog-checkpoint / signed-note formats).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
-from typing import Final
+from typing import Final, TypeVar
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -44,6 +45,8 @@ from registry.regions import current_region
 from registry.times import iso_utc
 from signing.keystore import KeyRing
 from signing.notes import Checkpoint, sign_note, verifier_key
+
+T = TypeVar("T")
 
 ISSUANCE: Final = "issue"
 STATUS_CHANGE: Final = "status"
@@ -127,27 +130,60 @@ def node_reader(session: Session) -> NodeReader:
     return read
 
 
+def with_nodes(session: Session, compute: Callable[[NodeReader], T]) -> T:
+    """``compute(reader)`` with every node it reads fetched in one query.
+
+    Which nodes a root or proof reads depends only on the sizes and indices, never on
+    the hashes, so ``compute`` runs once with a recording reader (placeholder hashes) to
+    learn them, then again over the fetched rows: one round trip instead of one per node.
+    """
+    wanted: list[tuple[int, int]] = []
+
+    def record(level: int, position: int) -> bytes:
+        wanted.append((level, position))
+        return bytes(32)
+
+    compute(record)
+    found: dict[tuple[int, int], bytes] = {}
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        rows = session.execute(
+            select(LogNode.level, LogNode.position, LogNode.hash).where(
+                tuple_(LogNode.level, LogNode.position).in_(chunk)
+            )
+        )
+        found.update({(level, position): bytes(hashed) for level, position, hashed in rows})
+
+    def read(level: int, position: int) -> bytes:
+        hashed = found.get((level, position))
+        if hashed is None:
+            raise LogCorrupted(f"the log has no node ({level}, {position}): its tables were edited")
+        return hashed
+
+    return compute(read)
+
+
 def tree_size(session: Session) -> int:
     return current_region(session).log_size
 
 
 def root_hash(session: Session, size: int) -> bytes:
     _check_size(session, size)
-    return root(size, node_reader(session))
+    return with_nodes(session, lambda read: root(size, read))
 
 
 def inclusion(session: Session, position: int, size: int) -> list[bytes]:
     _check_size(session, size)
     if not 0 <= position < size:
         raise LogRangeError(f"entry {position} is not in a tree of size {size}")
-    return inclusion_proof(position, size, node_reader(session))
+    return with_nodes(session, lambda read: inclusion_proof(position, size, read))
 
 
 def consistency(session: Session, size1: int, size2: int) -> list[bytes]:
     _check_size(session, size2)
     if not 0 < size1 <= size2:
         raise LogRangeError(f"no consistency proof from size {size1} to size {size2}")
-    return consistency_proof(size1, size2, node_reader(session))
+    return with_nodes(session, lambda read: consistency_proof(size1, size2, read))
 
 
 def entries(session: Session, start: int, end: int) -> list[bytes]:
@@ -217,7 +253,7 @@ def current_checkpoint(session: Session, keyring: KeyRing, *, now: datetime) -> 
     key = ensure_log_key(session, keyring, region)
     assert region.log_origin is not None
     size = region.log_size
-    root_of_size = root(size, node_reader(session))
+    root_of_size = with_nodes(session, lambda read: root(size, read))
     note = sign_note(Checkpoint(region.log_origin, size, root_of_size).text(), region.log_origin, key)
     checkpoint = LogCheckpoint(size=size, root_hash=root_of_size, note=note, signed_at=now)
     try:

@@ -134,7 +134,8 @@ class OwnRegistry:
                 checkpoint = self._checkpoint()
             if checkpoint is None or checkpoint.size <= index:
                 return None
-            proof = inclusion_proof(index, checkpoint.size, log.node_reader(self._session))
+            size = checkpoint.size
+            proof = log.with_nodes(self._session, lambda read: inclusion_proof(index, size, read))
         except (RegistryError, SigningError):
             return None
         return LogEvidence(index, checkpoint.size, tuple(proof), checkpoint.note)
