@@ -82,11 +82,10 @@ def check_chain(session: Session, *, batch: int = 5000) -> list[ChainProblem]:
     Records are read in id order, ``batch`` at a time, so memory stays flat.
     """
     problems: list[ChainProblem] = []
-    previous, count, last_id = GENESIS, 0, 0
+    previous, count, last_id = GENESIS, 0, None
     while True:
-        rows = session.scalars(
-            select(AuditRecord).where(AuditRecord.id > last_id).order_by(AuditRecord.id).limit(batch)
-        ).all()
+        query = select(AuditRecord).order_by(AuditRecord.id).limit(batch)
+        rows = session.scalars(query if last_id is None else query.where(AuditRecord.id > last_id)).all()
         if not rows:
             break
         for row in rows:

@@ -24,7 +24,7 @@ from registry.models import Peer
 from registry.regions import current_region
 from registry.status_list import sign_with_status_key, status_list
 from registry.times import iso_utc
-from registry.trust_list import current_trust_list
+from registry.trust_list import current_trust_list, publish_trust_list
 from signing.keystore import KeyRing
 
 BUNDLE_TYPE: Final = "ecert-bundle"
@@ -49,6 +49,11 @@ def export_bundle(
         raise ValueError(f"a bundle lives more than 0 s and at most {MAX_LIFETIME}")
     region = current_region(session)
     own = current_trust_list(session, keyring, now=now, actor=actor)
+    if own.expires_at < now + lifetime:
+        # Our own keys must stay trusted for the bundle's whole life, not only until the
+        # current list (which may have a quarter of its lifetime left) expires.
+        region_lifetime = timedelta(seconds=region.trust_list_lifetime)
+        own = publish_trust_list(session, keyring, now=now, actor=actor, lifetime=max(lifetime, region_lifetime))
     issued_at = int(now.astimezone(UTC).timestamp())
     entries: list[dict[str, Any]] = [
         {

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from registry import audit
 from registry.claims import CertificateClaims
-from registry.log import ISSUANCE, STATUS_CHANGE, log_verifier_key, node_reader
+from registry.log import ISSUANCE, STATUS_CHANGE, LogCorrupted, log_verifier_key, node_reader
 from registry.merkle import leaf_hash, node_hash, root
 from registry.models import Certificate, LogCheckpoint, LogEntry, LogNode, SigningKey, StatusChange
 from registry.regions import current_region
@@ -139,19 +139,29 @@ def _check_checkpoints(session: Session, findings: list[Finding]) -> None:
         except NoteError as error:
             findings.append(Finding(subject, f"its signature does not verify: {error}"))
             continue
+        if checkpoint.size != kept.size or checkpoint.root_hash != bytes(kept.root_hash):
+            findings.append(Finding(subject, "its size or root columns differ from its signed note"))
         if kept.size > region.log_size:
             findings.append(Finding(subject, f"it covers {kept.size} entries, the log has {region.log_size}"))
-        elif checkpoint.size != kept.size or checkpoint.root_hash != root(kept.size, reader):
+            continue
+        try:
+            matches = checkpoint.root_hash == root(kept.size, reader)
+        except LogCorrupted as error:
+            findings.append(Finding(subject, f"its root cannot be recomputed: {error}"))
+            continue
+        if not matches:
             findings.append(Finding(subject, "its signed root is not the log's root at that size"))
 
 
 def _check_certificates(session: Session, findings: list[Finding]) -> None:
     keys = {k.kid: k for k in session.scalars(select(SigningKey))}
     issued: dict[str, bytes] = {}
+    issued_at_position: dict[str, int] = {}
     statuses: dict[str, list[str]] = {}
     for entry in _entries(session):
         if entry.kind == ISSUANCE:
             issued[entry.certificate_id] = bytes(entry.leaf_hash)
+            issued_at_position[entry.certificate_id] = entry.position
         elif entry.kind == STATUS_CHANGE:
             statuses.setdefault(entry.certificate_id, []).append(_status_of(entry))
     changes = dict(
@@ -176,6 +186,12 @@ def _check_certificates(session: Session, findings: list[Finding]) -> None:
             findings.append(Finding(subject, "it is not in the log: added behind the application's back"))
         elif logged != leaf_hash(row.token.encode("ascii")):
             findings.append(Finding(subject, "its token is not the one the log recorded"))
+        if logged is not None and row.log_index != issued_at_position.get(row.id):
+            findings.append(
+                Finding(
+                    subject, f"its log_index is {row.log_index}, its issuance is entry {issued_at_position[row.id]}"
+                )
+            )
         history = statuses.get(row.id, [])
         last = history[-1] if history else "01"
         if row.status != last:

@@ -63,6 +63,7 @@ def rotate_root(session: Session, keyring: KeyRing, *, now: datetime, actor: str
     region.root_kid = new_kid
     region.root_public_jwk = public_jwk(new_root.public_key())
     region.root_private_key = keyring.encrypt(new_root, new_kid)
+    keyring.forget(old_kid)  # nor is it kept decrypted in this process
     audit.record(
         session,
         now=now,

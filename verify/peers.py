@@ -10,7 +10,7 @@ sync`` refreshes every peer's trust list and status list. The rules (modelled on
   same number with other content an equivocation (``TRUSTLIST_CONFLICT``);
 * a list that is already expired is not taken (``TRUSTLIST_STALE``);
 * a status list must be signed by the status key of the trust list held now (a list from
-  another generation is dropped) and must not be older than the one held.
+  another generation is dropped); an older one than held is ignored (the newer stays).
 
 Whatever is refused, the newest good copies stay, and the refusal is recorded on the
 peer (``peer list`` shows it) and in the audit trail. Verification reads only the stored
@@ -336,8 +336,9 @@ def _sync_status_list(
         except StatusDataRefused:
             held = None  # expired or of another generation: anything current replaces it
         if held is not None and fetched.issued_at < held.issued_at:
-            detail = "the status list is older than the one held"
-            return _failed(session, peer, "STATUS_LIST_REFUSED", detail, now=now, actor=actor)
+            # Never replace a newer list with an older one. Not a failure: a region with
+            # several workers serves each worker's own current list, seconds apart.
+            return _done(peer, changed)
     peer.status_list = jws
     peer.status_list_expires_at = fetched.expires_at
     peer.status_list_fetched_at = now

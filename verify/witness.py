@@ -136,10 +136,22 @@ def audit_peer_log(
         return [PeerLogFinding(region, "LOG_REFUSED", f"the checkpoint held for region {region}: {error.detail}")]
     if (held.size, held.root_hash) != (held_size, held_root):
         return [PeerLogFinding(region, "LOG_FORK", f"the checkpoint held for region {region} was edited")]
+    if listed.endpoints.log is None:
+        return []
     try:
-        witness(fetcher, listed, held_size=held_size, held_root=held_root)
+        note = fetcher.get_text(listed.endpoints.log + "/checkpoint", max_bytes=MAX_NOTE_LENGTH, encoding="utf-8")
     except FetchFailed as error:
-        return [PeerLogFinding(region, error.code, error.detail)]
+        return [PeerLogFinding(region, error.code, error.detail)]  # unreachable: the caller's warning
+    try:
+        # From here on a peer that served a checkpoint but withholds its proof is refusing
+        # to show its history extends what we saw: an inconsistency, not an outage.
+        check_extends(fetcher, listed, held_size, held_root, open_checkpoint(note, listed.log))
+    except FetchFailed as error:
+        return [
+            PeerLogFinding(
+                region, "LOG_PROOF_WITHHELD", f"region {region} served a checkpoint but no proof: {error.detail}"
+            )
+        ]
     except LogRefused as error:
         return [PeerLogFinding(region, error.code, error.detail)]
     return []

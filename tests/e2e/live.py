@@ -204,3 +204,33 @@ def fresh_database(kind: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         yield f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'e2e.db'}"
     else:
         yield from empty_postgres_database("ecert_e2e")
+
+
+def start_server_with_workers(deployment: LiveDeployment, port: int, workers: int) -> Server:
+    """Like :meth:`LiveDeployment.start_server`, with ``workers`` gunicorn workers (one
+    worker: one process, so one set of in-process caches). Stopped by ``stop_all``."""
+    log = deployment.folder / f"gunicorn-{len(deployment.servers)}.log"
+    options = ("--workers", str(workers), "--graceful-timeout", "5")
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [GUNICORN, *options, "--bind", f"127.0.0.1:{port}", "app:create_app()"],
+            cwd=REPO,
+            env=deployment.environment(),
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    server = Server(process, port, log)
+    deployment.servers.append(server)
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"gunicorn exited with {process.returncode}:\n{server.log_tail()}")
+        try:
+            if http("GET", f"{server.url}/api/v1/catalog").status == 200:
+                return server
+        except OSError:
+            pass
+        time.sleep(0.1)
+    server.kill()
+    pytest.fail(f"gunicorn did not answer within {STARTUP_TIMEOUT}s:\n{server.log_tail()}")
