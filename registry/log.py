@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -144,14 +144,17 @@ def with_nodes(session: Session, compute: Callable[[NodeReader], T]) -> T:
         return bytes(32)
 
     compute(record)
+    by_level: dict[int, set[int]] = {}
+    for level, position in wanted:
+        by_level.setdefault(level, set()).add(position)
+    # One OR term per level: SQLite searches the primary key for each (a row-value IN
+    # would scan the whole table).
     found: dict[tuple[int, int], bytes] = {}
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start : start + 500]
-        rows = session.execute(
-            select(LogNode.level, LogNode.position, LogNode.hash).where(
-                tuple_(LogNode.level, LogNode.position).in_(chunk)
-            )
+    if by_level:
+        condition = or_(
+            *(and_(LogNode.level == level, LogNode.position.in_(sorted(ps))) for level, ps in by_level.items())
         )
+        rows = session.execute(select(LogNode.level, LogNode.position, LogNode.hash).where(condition))
         found.update({(level, position): bytes(hashed) for level, position, hashed in rows})
 
     def read(level: int, position: int) -> bytes:
