@@ -169,7 +169,7 @@ def _check_certificates(session: Session, findings: list[Finding]) -> None:
         .tuples()
         .all()
     )
-    log_began = session.scalar(select(LogEntry.recorded_at).where(LogEntry.position == 0))
+    log_began = current_region(session).log_started_at
     seen: set[str] = set()
     for row in _certificates(session):
         seen.add(row.id)
@@ -177,9 +177,9 @@ def _check_certificates(session: Session, findings: list[Finding]) -> None:
         problem = _row_against_token(row, keys.get(row.kid))
         if problem:
             findings.append(Finding(subject, problem))
-        if row.log_index is None and row.id not in issued and (log_began is None or row.issued_at < log_began):
-            # Issued before this registry had a log (an upgraded deployment): only its
-            # token can be checked. (Backdating a row past this needs a signing key too.)
+        if row.log_index is None and row.id not in issued and log_began is not None and row.issued_at < log_began:
+            # Issued before this registry had a log (a deployment upgraded by migration
+            # 0004, which recorded when): only its token can be checked.
             continue
         logged = issued.get(row.id)
         if logged is None:

@@ -60,6 +60,9 @@ class Region(Base):
     log_public_key: Mapped[bytes | None] = mapped_column(LargeBinary)
     log_private_key: Mapped[bytes | None] = mapped_column(LargeBinary)
     log_size: Mapped[int] = mapped_column(default=0, server_default="0")
+    # From when every certificate must be in the log: the region's creation, or, for a
+    # region made before the log existed, the migration that added it.
+    log_started_at: Mapped[datetime | None]
     trust_list_lifetime: Mapped[int] = mapped_column(default=86400, server_default="86400")
     status_list_lifetime: Mapped[int] = mapped_column(default=3600, server_default="3600")
     created_at: Mapped[datetime]

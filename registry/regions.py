@@ -92,6 +92,7 @@ def init_region(
         status_public_jwk=public_jwk(status.public_key()),
         status_private_key=keyring.encrypt(status, status_kid),
         next_status_index=0,
+        log_started_at=now,
         trust_list_lifetime=int(trust_list_lifetime.total_seconds()),
         status_list_lifetime=int(status_list_lifetime.total_seconds()),
         created_at=now,

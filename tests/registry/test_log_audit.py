@@ -534,12 +534,6 @@ def test_a_certificates_log_index_edited_is_found(deployment: Deployment, histor
     assert [f for f in findings_of(deployment) if f.subject == cert(history.dl2)] != []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: registry/log_audit.py _check_certificates exempts a row with no log_index and no entry whose "
-    "issued_at is before the first entry (certificates from before the log), so an insider holding an office key "
-    "who backdates iat into the window between the key's creation and the log's start issues quietly, unseen",
-)
 def test_a_certificate_inserted_backdated_before_the_log_began_is_found(
     deployment: Deployment, history: History, keyring: KeyRing, clock: Any
 ) -> None:
