@@ -15,16 +15,15 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
-from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
 from app import create_app
 from deployment import Deployment
-from registry.models import Base, Office
+from registry.models import Office
 from registry.offices import add_office
 from registry.regions import init_region
 from signing.keystore import KeyRing
-from tests.databases import empty_postgres_database
+from tests.databases import empty_all_tables, postgres_with_schema, sqlite_with_schema
 
 TEST_PASSPHRASE = "test-passphrase-not-for-production"
 PUBLIC_URL = "https://ecert.sh.example"
@@ -51,39 +50,20 @@ class FixedClock:
 
 
 @pytest.fixture(scope="session")
-def postgres_server_url() -> Iterator[str]:
-    """A fresh PostgreSQL database for this test session, dropped afterwards."""
-    yield from empty_postgres_database("ecert_test")
-
-
-@pytest.fixture(scope="session")
-def postgres_schema(postgres_server_url: str) -> Iterator[str]:
-    engine = create_engine(postgres_server_url)
-    Base.metadata.create_all(engine)
-    engine.dispose()
-    yield postgres_server_url
+def postgres_schema() -> Iterator[str]:
+    """A fresh PostgreSQL database with the schema for this test session, dropped afterwards."""
+    yield from postgres_with_schema("ecert_test")
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
     """Every database-facing test runs once on SQLite and once on PostgreSQL."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'ecert.db'}"
-        engine = create_engine(url)
-        Base.metadata.create_all(engine)
-        engine.dispose()
-        yield url
+        yield sqlite_with_schema(str(tmp_path / "ecert.db"))
         return
     url = request.getfixturevalue("postgres_schema")
     yield url
-    engine = create_engine(url)
-    with engine.begin() as connection:
-        # The append-only tables refuse TRUNCATE (registry/append_only.py); a superuser's
-        # replica role skips triggers, which is what resetting between tests needs.
-        connection.execute(text("SET LOCAL session_replication_role = replica"))
-        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-    engine.dispose()
+    empty_all_tables(url)
 
 
 # ---------------------------------------------------------------- app and domain

@@ -40,3 +40,39 @@ def empty_postgres_database(prefix: str) -> Iterator[str]:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def sqlite_with_schema(path: str) -> str:
+    """A SQLite database file at ``path`` with every table (and trigger) created."""
+    from registry.models import Base
+
+    url = f"sqlite:///{path}"
+    engine = create_engine(url)
+    Base.metadata.create_all(engine)
+    engine.dispose()
+    return url
+
+
+def postgres_with_schema(prefix: str) -> Iterator[str]:
+    """A fresh PostgreSQL database with every table created, dropped afterwards."""
+    from registry.models import Base
+
+    for url in empty_postgres_database(prefix):
+        engine = create_engine(url)
+        Base.metadata.create_all(engine)
+        engine.dispose()
+        yield url
+
+
+def empty_all_tables(url: str) -> None:
+    """Empty every table of a PostgreSQL test database between tests. The append-only
+    tables refuse TRUNCATE (registry/append_only.py); a superuser's replica role skips
+    triggers, which is what resetting between tests needs."""
+    from registry.models import Base
+
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("SET LOCAL session_replication_role = replica"))
+        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()

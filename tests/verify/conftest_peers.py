@@ -16,14 +16,14 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 
 from app import create_app
 from deployment import Deployment
 from registry.identifiers import make_credit_code
 from registry.models import Base
 from tests.conftest import TEST_PASSPHRASE, FixedClock
-from tests.databases import empty_postgres_database
+from tests.databases import empty_all_tables, postgres_with_schema, sqlite_with_schema
 from tests.verify.peer_server import (
     PEER_CODE,
     PEER_NAME,
@@ -41,32 +41,18 @@ from tests.verify.peer_server import (
 @pytest.fixture(scope="session")
 def peer_postgres_schema() -> Iterator[str]:
     """A second PostgreSQL database (the peer's), with the schema, dropped at the end."""
-    for url in empty_postgres_database("ecert_peer"):
-        engine = create_engine(url)
-        Base.metadata.create_all(engine)
-        engine.dispose()
-        yield url
+    yield from postgres_with_schema("ecert_peer")
 
 
 @pytest.fixture
 def peer_database_url(database_url: str, request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
     """The peer's own database, on the same kind of server as ours."""
     if database_url.startswith("sqlite"):
-        url = f"sqlite:///{tmp_path / 'peer.db'}"
-        engine = create_engine(url)
-        Base.metadata.create_all(engine)
-        engine.dispose()
-        yield url
+        yield sqlite_with_schema(str(tmp_path / "peer.db"))
         return
     url = request.getfixturevalue("peer_postgres_schema")
     yield url
-    engine = create_engine(url)
-    with engine.begin() as connection:
-        # As tests/conftest.py resets ours: the replica role skips the append-only triggers.
-        connection.execute(text("SET LOCAL session_replication_role = replica"))
-        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-    engine.dispose()
+    empty_all_tables(url)
 
 
 # ---------------------------------------------------------------- servers
