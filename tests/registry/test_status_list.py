@@ -109,6 +109,7 @@ def test_answer_is_signed_with_the_status_key_and_names_its_type(session, keyrin
         "iat": iat,
         "exp": iat + 300,
         "sig": b64url(hashlib.sha256(certificate.token.rsplit(".", 1)[0].encode()).digest()),
+        "log": certificate.log_index,  # its issuance entry in the transparency log
     }
 
 
