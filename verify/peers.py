@@ -39,12 +39,13 @@ from registry.trust_list import TRUST_LIST_PATH
 from signing.errors import KeyStorageError
 from signing.jwk import public_jwk
 from signing.keystore import KeyRing
+from signing.notes import add_signature
 from verify.errors import VerifyError
 from verify.fetch import Fetcher, FetchFailed
 from verify.status_sources import MAX_LIST_LENGTH, StatusDataRefused, read_status_list
 from verify.trust import RegionCopy, TrustStore
 from verify.trust_lists import MAX_TRUST_LIST_LENGTH, SignedTrustList, TrustListError, read_trust_list
-from verify.witness import LogRefused, cosign, witness
+from verify.witness import LogRefused, witness
 
 # A token naming a kid the held list lacks refetches that peer's list at most this often.
 KEY_REFRESH_INTERVAL: Final = timedelta(seconds=60)
@@ -225,7 +226,7 @@ def _witness_log(
         except KeyStorageError:
             return None  # witnessed, not countersigned: our log key is unusable (wrong passphrase)
         assert own.log_origin is not None
-        peer.log_cosigned = cosign(seen.note, own.log_origin, key)
+        peer.log_cosigned = add_signature(seen.note, own.log_origin, key)  # our countersignature
     return None
 
 

@@ -20,10 +20,8 @@ import json
 from dataclasses import dataclass
 from typing import Final
 
-from cryptography.hazmat.primitives.asymmetric import ed25519
-
 from registry.merkle import verify_consistency
-from signing.notes import MAX_NOTE_LENGTH, Checkpoint, NoteError, add_signature, open_note, parse_checkpoint
+from signing.notes import MAX_NOTE_LENGTH, Checkpoint, NoteError, open_note, parse_checkpoint
 from verify.errors import VerifyError
 from verify.fetch import Fetcher, FetchFailed
 from verify.trust_lists import ListedLog, SignedTrustList
@@ -155,11 +153,6 @@ def audit_peer_log(
     except LogRefused as error:
         return [PeerLogFinding(region, error.code, error.detail)]
     return []
-
-
-def cosign(note: str, name: str, key: ed25519.Ed25519PrivateKey) -> str:
-    """The peer's note with our signature line added (we vouch we saw this checkpoint)."""
-    return add_signature(note, name, key)
 
 
 def read_proof(body: str, url: str) -> list[bytes]:
