@@ -2,14 +2,19 @@
 
 RFC 8259 JSON, read so that two parsers cannot disagree about its meaning: no
 duplicate member names (RFC 7515 §5.2 and RFC 7493 I-JSON), no NaN or Infinity
-(Python extensions), no number that overflows to infinity.
+(Python extensions), no number that overflows to infinity, and no unpaired surrogate
+escape such as ``\\ud800`` (I-JSON §2.1): no UTF-8 text can hold one, so a string
+carrying it could be neither stored, signed nor answered.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class StrictJsonError(ValueError):
@@ -24,16 +29,34 @@ def loads(text: str) -> Any:
     """Parse ``text`` strictly.
 
     Raises:
-        StrictJsonError: not JSON, a duplicate member, a non-finite number, or nesting too deep.
+        StrictJsonError: not JSON, a duplicate member, a non-finite number, nesting too
+            deep, or an unpaired surrogate.
     """
     try:
-        return json.loads(
+        value = json.loads(
             text, object_pairs_hook=_refuse_duplicates, parse_constant=_refuse_constant, parse_float=_finite_float
         )
     except StrictJsonError:
         raise
     except (ValueError, RecursionError) as error:
         raise StrictJsonError(f"not JSON: {error}") from error
+    _refuse_unpaired_surrogates(value)
+    return value
+
+
+def _refuse_unpaired_surrogates(value: Any) -> None:
+    # json.loads joins an escaped pair into one character, so any surrogate left is unpaired.
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                raise StrictJsonError("a string holds an unpaired surrogate (RFC 7493 §2.1)")
+        elif isinstance(item, dict):
+            pending.extend(item)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
 
 
 def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
