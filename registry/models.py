@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, LargeBinary, MetaData, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from registry.append_only import APPEND_ONLY_TABLES, install_on_create
@@ -181,19 +181,34 @@ class SigningKey(Base):
     office: Mapped[Office] = relationship(back_populates="keys")
 
 
-class ApiToken(Base):
-    """An office's API bearer token, stored only as its SHA-256 digest."""
+class Partner(Base):
+    """Another region's system, admitted to verify here under its own, higher rate limit."""
 
-    __tablename__ = "api_token"
+    __tablename__ = "partner"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    office_id: Mapped[int] = mapped_column(ForeignKey("office.id"), index=True)
+    region_code: Mapped[str] = mapped_column(String(6), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime]
+
+
+class ApiToken(Base):
+    """An API bearer token of an office or of a partner (exactly one), stored only as its
+    SHA-256 digest."""
+
+    __tablename__ = "api_token"
+    __table_args__ = (CheckConstraint("(office_id IS NULL) <> (partner_id IS NULL)", name="one_holder"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    office_id: Mapped[int | None] = mapped_column(ForeignKey("office.id"), index=True)
+    partner_id: Mapped[int | None] = mapped_column(ForeignKey("partner.id"), index=True)
     digest: Mapped[str] = mapped_column(String(64), unique=True)
     prefix: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
 
-    office: Mapped[Office] = relationship()
+    office: Mapped[Office | None] = relationship()
+    partner: Mapped[Partner | None] = relationship()
 
 
 class Certificate(Base):

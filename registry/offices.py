@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from registry import audit
+from registry import api_tokens, audit
 from registry.catalog import get_type
 from registry.errors import AlreadyExists, FieldError, InvalidInput, KeyUnavailable, NotAuthenticated, NotFound
 from registry.identifiers import IdentifierError, normalise_credit_code
-from registry.models import ApiToken, Office, SigningKey, TrustList
+from registry.models import Office, SigningKey, TrustList
 from registry.regions import current_region
 from registry.text import clean_text
 from registry.times import iso_utc
@@ -27,8 +25,7 @@ ACTIVE = "active"
 RETIRED = "retired"
 COMPROMISED = "compromised"
 
-API_TOKEN_PREFIX = "ecert_"  # noqa: S105 - a public prefix, not a secret
-API_TOKEN_BYTES = 32  # 256 bits from the CSPRNG
+API_TOKEN_PREFIX = api_tokens.OFFICE_PREFIX
 
 
 def get_office(session: Session, credit_code: str) -> Office:
@@ -265,62 +262,21 @@ def mark_key_compromised(
 
 def issue_api_token(session: Session, office: Office, *, now: datetime, actor: str) -> str:
     """A new API token for ``office``; only its SHA-256 digest is stored. Shown once."""
-    token = API_TOKEN_PREFIX + secrets.token_urlsafe(API_TOKEN_BYTES)
-    record = ApiToken(
-        office_id=office.id,
-        digest=_digest(token),
-        prefix=token[: len(API_TOKEN_PREFIX) + 6],
-        created_at=now,
-        revoked_at=None,
-    )
-    session.add(record)
-    session.flush()
-    audit.record(
-        session,
-        now=now,
-        actor=actor,
-        action="token.issue",
-        subject_type="office",
-        subject_id=office.credit_code,
-        details={"token_id": record.id, "prefix": record.prefix},
-    )
-    return token
+    return api_tokens.issue_token(session, office, now=now, actor=actor)
 
 
 def revoke_api_tokens(session: Session, office: Office, *, now: datetime, actor: str) -> int:
     """Revoke every live API token of ``office``; return how many."""
-    tokens = session.scalars(
-        select(ApiToken).where(ApiToken.office_id == office.id, ApiToken.revoked_at.is_(None))
-    ).all()
-    for token in tokens:
-        token.revoked_at = now
-        audit.record(
-            session,
-            now=now,
-            actor=actor,
-            action="token.revoke",
-            subject_type="office",
-            subject_id=office.credit_code,
-            details={"token_id": token.id, "prefix": token.prefix},
-        )
-    session.flush()
-    return len(tokens)
+    return api_tokens.revoke_tokens(session, office, now=now, actor=actor)
 
 
 def authenticate(session: Session, bearer: str) -> Office:
-    """The office holding this live API token.
+    """The office holding this live API token (never a partner region's token).
 
     Raises:
-        NotAuthenticated: unknown, malformed or revoked token.
+        NotAuthenticated: unknown, malformed or revoked token, or not an office's.
     """
-    if not bearer.startswith(API_TOKEN_PREFIX) or len(bearer) > 128:
-        raise NotAuthenticated("invalid API token")
-    record = session.scalars(select(ApiToken).where(ApiToken.digest == _digest(bearer))).first()
-    if record is None or record.revoked_at is not None:
+    record = api_tokens.find_live_token(session, bearer, api_tokens.OFFICE_PREFIX)
+    if record.office is None:
         raise NotAuthenticated("invalid API token")
     return record.office
-
-
-def _digest(token: str) -> str:
-    # The token has 256 bits of entropy, so a fast unsalted hash is safe here.
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
