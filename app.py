@@ -17,6 +17,7 @@ from typing import Any
 from flask import Flask, Response
 from flask_migrate import Migrate
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from deployment import ConfigurationError, Deployment, Settings, ensure_sqlite_folder
 from documents.errors import DocumentError, FontsMissing
@@ -52,6 +53,7 @@ HTTP_STATUS: Mapping[str, int] = {
     "PDF_UNREADABLE": 422,
     "PDF_NO_CERTIFICATE": 422,
     "PDF_TOO_LARGE": 413,
+    "RATE_LIMITED": 429,
 }
 
 # Werkzeug's HTTP errors, named as stable codes.
@@ -90,11 +92,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from documents.api import blueprint as documents_api
     from documents.cli import export_pdfs_command
     from registry.api import blueprint as registry_api
-    from registry.cli import bundle_group, demo_command, office_group, region_group
+    from registry.cli import bundle_group, demo_command, office_group, partner_group, region_group
     from verify.api import blueprint as verify_api
     from verify.cli import log_group, peer_group, verify_command
     from web.context import close_db
     from web.log_api import blueprint as log_api
+    from web.openapi import blueprint as openapi
     from web.pages import blueprint as pages
     from web.status_api import blueprint as status_api
 
@@ -104,10 +107,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(pages)
     app.register_blueprint(status_api)
     app.register_blueprint(log_api)
+    app.register_blueprint(openapi)
     app.teardown_appcontext(close_db)
     for command in (
         region_group,
         office_group,
+        partner_group,
         peer_group,
         log_group,
         bundle_group,
@@ -117,7 +122,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     ):
         app.cli.add_command(command)
     _register_error_handlers(app)
-    app.after_request(_baseline_headers)
+    if settings.trusted_proxies:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies
+        )
+    from web import headers, limits
+
+    limits.init_app(app, settings.limits, deployment_name=settings.public_url)
+    headers.init_app(app)
     return app
 
 
@@ -186,10 +198,3 @@ def _register_error_handlers(app: Flask) -> None:
         # The client learns nothing of the failure; the log keeps the stack trace.
         log.exception("unhandled error")
         return problem_response(500, "INTERNAL", "Internal Server Error", "the server could not complete the request")
-
-
-def _baseline_headers(response: Response) -> Response:
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "no-referrer")
-    response.headers.setdefault("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
-    return response

@@ -10,11 +10,12 @@ import logging
 import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from limits import parse_many
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -27,6 +28,13 @@ log = logging.getLogger(__name__)
 # Used only in debug and testing, where an explicit passphrase may be absent.
 INSECURE_DEVELOPMENT_PASSPHRASE = "ecert-insecure-development-passphrase"  # noqa: S105
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:5000"
+DEFAULT_VERIFY_RATE_LIMIT = "60/minute"  # anonymous verification, per client address
+DEFAULT_PARTNER_RATE_LIMIT = "6000/minute"  # verification by a partner region, per partner
+DEFAULT_PUBLIC_RATE_LIMIT = "600/minute"  # other public reads (log, trust list, ...), per address
+DEFAULT_AUTH_FAILURE_LIMIT = "10/minute"  # rejected credentials, per address
+DEFAULT_RATE_LIMIT_STORAGE = "memory://"
+# Where counters may live: one process's memory, or a Redis server all workers share.
+RATE_LIMIT_STORAGE_SCHEMES = frozenset({"memory", "redis", "rediss", "redis+unix", "redis+sentinel", "redis+cluster"})
 
 
 class ConfigurationError(Exception):
@@ -44,6 +52,10 @@ class Settings:
     secret_key: str | None
     key_passphrase: str
     verify_leeway: timedelta
+    limits: RateLimits = field(default_factory=lambda: RateLimits())
+    # How many reverse proxies in front of the app to believe about the client's address
+    # and scheme (X-Forwarded-For, X-Forwarded-Proto); 0 believes none of them.
+    trusted_proxies: int = 0
 
     @classmethod
     def load(
@@ -75,12 +87,65 @@ class Settings:
         if not re.fullmatch(r"[0-9]{1,4}", leeway_text) or int(leeway_text) > 3600:
             raise ConfigurationError("ECERT_VERIFY_LEEWAY_SECONDS must be a whole number of seconds from 0 to 3600")
         leeway = timedelta(seconds=int(leeway_text))
+        proxies_text = get("ECERT_TRUSTED_PROXIES", "0") or "0"
+        if not re.fullmatch(r"[0-9]", proxies_text):
+            raise ConfigurationError("ECERT_TRUSTED_PROXIES must be a whole number of proxies from 0 to 9")
         return cls(
             database_url=get("ECERT_DATABASE_URL", default_db) or default_db,
             public_url=(get("ECERT_PUBLIC_URL", DEFAULT_PUBLIC_URL) or DEFAULT_PUBLIC_URL).rstrip("/"),
             secret_key=get("ECERT_SECRET_KEY"),
             key_passphrase=passphrase,
             verify_leeway=leeway,
+            limits=RateLimits.load(get),
+            trusted_proxies=int(proxies_text),
+        )
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """Rate limits in the ``limits`` notation (``60/minute``, ``1000 per hour``); None is off."""
+
+    verify: str | None = DEFAULT_VERIFY_RATE_LIMIT
+    partner: str | None = DEFAULT_PARTNER_RATE_LIMIT
+    public: str | None = DEFAULT_PUBLIC_RATE_LIMIT
+    auth_failures: str | None = DEFAULT_AUTH_FAILURE_LIMIT
+    storage: str = DEFAULT_RATE_LIMIT_STORAGE
+
+    @classmethod
+    def load(cls, get: Callable[[str, str], str | None]) -> RateLimits:
+        """The limits named by the ``ECERT_*_RATE_LIMIT`` settings, each checked.
+
+        Raises:
+            ConfigurationError: a limit that does not parse, or an unknown storage scheme.
+        """
+
+        def limit(name: str, default: str) -> str | None:
+            text = (get(name, default) or default).strip()
+            if text.lower() == "off":
+                return None
+            try:
+                parsed = parse_many(text)
+            except ValueError as error:
+                raise ConfigurationError(
+                    f"{name} must be a rate limit such as 60/minute or 1000 per hour, or off; got {text!r}"
+                ) from error
+            if not parsed or any(item.amount < 1 for item in parsed):
+                raise ConfigurationError(f"{name} must allow at least one request, or be off; got {text!r}")
+            return text
+
+        storage = (get("ECERT_RATE_LIMIT_STORAGE", DEFAULT_RATE_LIMIT_STORAGE) or DEFAULT_RATE_LIMIT_STORAGE).strip()
+        scheme, separator, _ = storage.partition("://")
+        if not separator or scheme not in RATE_LIMIT_STORAGE_SCHEMES:
+            raise ConfigurationError(
+                "ECERT_RATE_LIMIT_STORAGE must be memory:// or a Redis URL such as redis://127.0.0.1:6379/0; "
+                f"got {storage!r}"
+            )
+        return cls(
+            verify=limit("ECERT_VERIFY_RATE_LIMIT", DEFAULT_VERIFY_RATE_LIMIT),
+            partner=limit("ECERT_PARTNER_RATE_LIMIT", DEFAULT_PARTNER_RATE_LIMIT),
+            public=limit("ECERT_PUBLIC_RATE_LIMIT", DEFAULT_PUBLIC_RATE_LIMIT),
+            auth_failures=limit("ECERT_AUTH_FAILURE_LIMIT", DEFAULT_AUTH_FAILURE_LIMIT),
+            storage=storage,
         )
 
 

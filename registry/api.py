@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
@@ -24,6 +25,9 @@ from web.context import calling_office, db, deployment, json_body, now, office_a
 blueprint = Blueprint("registry", __name__)
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
+# Visible ASCII and spaces: what an HTTP field value may hold (RFC 9110 §5.5), and all a
+# database text column is sure to store (PostgreSQL refuses NUL).
+_IDEMPOTENCY_KEY = re.compile(rf"[\x20-\x7e]{{1,{MAX_IDEMPOTENCY_KEY_LENGTH}}}")
 
 
 @blueprint.get("/api/v1/catalog")
@@ -36,8 +40,8 @@ def issue() -> tuple[Response, int]:
     office = calling_office()
     body = json_body()
     idempotency_key = request.headers.get("Idempotency-Key")
-    if idempotency_key is not None and not (0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY_LENGTH):
-        raise InvalidInput("bad Idempotency-Key", [FieldError("Idempotency-Key", "1 to 255 characters")])
+    if idempotency_key is not None and not _IDEMPOTENCY_KEY.fullmatch(idempotency_key):
+        raise InvalidInput("bad Idempotency-Key", [FieldError("Idempotency-Key", "1 to 255 visible ASCII characters")])
     parsed = parse_issuance_request(body)
     digest = request_digest(body)
     session = db()

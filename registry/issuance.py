@@ -179,6 +179,8 @@ def get_office_certificate(session: Session, office: Office, certificate_id: str
     Raises:
         NotFound: no such certificate for this office (whether or not it exists elsewhere).
     """
+    if "\x00" in certificate_id:  # no identifier holds it, and PostgreSQL text cannot
+        raise NotFound("no such certificate")
     certificate = session.get(Certificate, certificate_id)
     if certificate is None or certificate.office_id != office.id:
         raise NotFound("no such certificate")

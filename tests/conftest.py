@@ -30,6 +30,13 @@ PUBLIC_URL = "https://ecert.sh.example"
 START = datetime(2026, 3, 1, 8, 0, 0, tzinfo=UTC)
 OFFICE_CODE = "11310000002418960M"
 OTHER_OFFICE_CODE = "11310000MB03195470"
+# The suite calls verification far more often than any limit allows; tests/api/test_rate_limits.py
+# turns the limits on.
+RATE_LIMITS_OFF = {
+    "ECERT_VERIFY_RATE_LIMIT": "off",
+    "ECERT_PUBLIC_RATE_LIMIT": "off",
+    "ECERT_AUTH_FAILURE_LIMIT": "off",
+}
 
 
 class FixedClock:
@@ -83,6 +90,7 @@ def app(database_url: str, clock: FixedClock, tmp_path: Any) -> Iterator[Flask]:
             "ECERT_KEY_PASSPHRASE": TEST_PASSPHRASE,
             "ECERT_PUBLIC_URL": PUBLIC_URL,
             "ECERT_CLOCK": clock,
+            **RATE_LIMITS_OFF,
         }
     )
     yield application

@@ -3,7 +3,7 @@
 The page is static: the token travels in the URL fragment (``/v#<token>``), which the
 browser never sends, and the page's script posts it to ``POST /api/v1/verify``. Every
 asset comes from this server, and the responses carry a strict Content-Security-Policy
-(no inline script or style, no other origin), so an attacker-written certificate field
+(:mod:`web.headers`: no inline script or style, no other origin), so an attacker-written certificate field
 can never become markup or script. The script builds the DOM with ``textContent`` only,
 which ``require-trusted-types-for`` makes the browser enforce.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from flask import Blueprint, Response, render_template, request
+from flask import Blueprint, render_template, request
 
 blueprint = Blueprint(
     "pages",
@@ -21,29 +21,6 @@ blueprint = Blueprint(
     static_url_path="/static/page",
     template_folder="templates",
 )
-
-CONTENT_SECURITY_POLICY = "; ".join(
-    [
-        "default-src 'none'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self' data:",
-        "connect-src 'self'",
-        "form-action 'self'",
-        "base-uri 'none'",
-        "frame-ancestors 'none'",
-        "require-trusted-types-for 'script'",
-    ]
-)
-
-SECURITY_HEADERS: Mapping[str, str] = {
-    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-    "Cross-Origin-Opener-Policy": "same-origin",
-    "Cross-Origin-Resource-Policy": "same-origin",
-}
 
 LANGUAGES = ("zh-CN", "en")
 DEFAULT_LANGUAGE = "zh-CN"
@@ -173,11 +150,3 @@ def verification_page() -> str:
     if lang not in LANGUAGES:
         lang = DEFAULT_LANGUAGE
     return render_template("verify.html", lang=lang, text=STRINGS[lang], strings=STRINGS)
-
-
-@blueprint.after_request
-def security_headers(response: Response) -> Response:
-    # Set outright, not by default: these must win over the application's baseline.
-    for name, value in SECURITY_HEADERS.items():
-        response.headers[name] = value
-    return response

@@ -27,8 +27,11 @@ JWT_MEDIA_TYPE = "application/jwt"  # RFC 7519 §10.3.1
 
 @blueprint.get("/api/v1/status/<path:certificate_id>")
 def certificate_status(certificate_id: str) -> Response:
-    if len(certificate_id) > MAX_IDENTIFIER_LENGTH:
-        raise HttpProblem("BAD_REQUEST", f"a certificate identifier has at most {MAX_IDENTIFIER_LENGTH} characters")
+    # Neither can be an identifier (and PostgreSQL text cannot even hold U+0000).
+    if len(certificate_id) > MAX_IDENTIFIER_LENGTH or "\x00" in certificate_id:
+        raise HttpProblem(
+            "BAD_REQUEST", f"a certificate identifier has at most {MAX_IDENTIFIER_LENGTH} characters, and no U+0000"
+        )
     answer = status_answer(read_db(), deployment().keyring, certificate_id, now=now())
     response = Response(answer, mimetype=JWT_MEDIA_TYPE)
     response.headers["Cache-Control"] = "no-store"

@@ -303,7 +303,9 @@ def test_without_idempotency_key_the_same_body_issues_twice(client, office, sess
     assert count_certificates(session) == 2
 
 
-@pytest.mark.parametrize("key", ["", "k" * 256], ids=["empty", "too-long"])
+@pytest.mark.parametrize(
+    "key", ["", "k" * 256, "nul\x00byte", "tab\tkey", "键"], ids=["empty", "too-long", "nul", "control", "non-ascii"]
+)
 def test_a_bad_idempotency_key_is_refused(client, office, session, key):
     response = client.post(CERTIFICATES, json=sample_request("DL"), headers={**office.auth, "Idempotency-Key": key})
 
