@@ -19,7 +19,9 @@ def make_engine(url: str, *, for_writing: bool = True, **options: Any) -> Engine
 
     On SQLite, a writing engine begins every transaction IMMEDIATE (see below); a
     reading engine begins them deferred, so that under WAL readers never wait for writers.
+    Statement parameters (ID numbers, tokens) are kept out of error messages, and so out of logs.
     """
+    options.setdefault("hide_parameters", True)
     if is_sqlite(url):
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **options)
         event.listen(engine, "connect", _configure_sqlite)

@@ -71,7 +71,7 @@ def verify_pdf() -> Response:
     # Only this route takes uploads this large; set before the body is parsed.
     request.max_content_length = MAX_PDF_BYTES + MULTIPART_OVERHEAD
     if request.mimetype != "multipart/form-data":
-        raise HttpProblem("BAD_REQUEST", "send the PDF as multipart/form-data in the field 'file'")
+        raise HttpProblem("UNSUPPORTED_MEDIA_TYPE", "send the PDF as multipart/form-data in the field 'file'")
     try:
         upload = request.files.get("file")
     except RequestEntityTooLarge as error:

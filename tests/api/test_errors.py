@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy.exc import OperationalError
 
+from app import create_app
 from deployment import ConfigurationError
 from documents.errors import FontsMissing
+from documents.reading import MAX_PDF_BYTES
 from registry.demo import sample_request
+from registry.regions import init_region
 from signing.errors import KeyStorageError
+from tests.conftest import OFFICE_CODE, PUBLIC_URL, RATE_LIMITS_OFF, TEST_PASSPHRASE, FixedClock, make_office
+from tests.databases import sqlite_with_schema
 
 CERTIFICATES = "/api/v1/certificates"
 ONE_MIB = 1024 * 1024
@@ -161,3 +169,141 @@ def test_an_issued_certificate_response_says_nosniff(client, office):
 
     assert response.status_code == 201
     assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+# ---------------------------------------------------------------- hostile request bodies
+#
+# Every endpoint that reads a body, against every way a body can be hostile: too large,
+# not declared as what the endpoint reads, or not strictly parseable. Reading requests
+# touches no data, so one SQLite deployment serves the whole table.
+
+
+@dataclass(frozen=True)
+class BodyEndpoint:
+    path: str
+    authenticated: bool
+
+
+BODY_ENDPOINTS = {
+    "issue": BodyEndpoint(CERTIFICATES, authenticated=True),
+    "status": BodyEndpoint(f"{CERTIFICATES}/DL.anything/status", authenticated=True),
+    "verify": BodyEndpoint("/api/v1/verify", authenticated=False),
+    "verify-pdf": BodyEndpoint("/api/v1/verify/pdf", authenticated=False),
+}
+JSON_ENDPOINTS = ("issue", "status", "verify")
+BOUNDARY = "ecert-test-boundary"
+MULTIPART = f"multipart/form-data; boundary={BOUNDARY}"
+
+
+def multipart(content: bytes, field: str = "file") -> bytes:
+    return (
+        (
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{field}"; filename="c.pdf"\r\n'
+            "Content-Type: application/pdf\r\n\r\n"
+        ).encode()
+        + content
+        + f"\r\n--{BOUNDARY}--\r\n".encode()
+    )
+
+
+# (content type or None for no header, body) → expected status and code, per kind of endpoint.
+JSON_BODIES: dict[str, tuple[str | None, bytes, int, str]] = {
+    "over-1-mib": ("application/json", b'{"token": "' + b"x" * ONE_MIB + b'"}', 413, "REQUEST_TOO_LARGE"),
+    "over-1-mib-undeclared": (None, b"x" * (ONE_MIB + 1), 415, "UNSUPPORTED_MEDIA_TYPE"),
+    "no-content-type": (None, b'{"token": "x"}', 415, "UNSUPPORTED_MEDIA_TYPE"),
+    "text-plain": ("text/plain", b'{"token": "x"}', 415, "UNSUPPORTED_MEDIA_TYPE"),
+    "form": ("application/x-www-form-urlencoded", b"token=x", 415, "UNSUPPORTED_MEDIA_TYPE"),
+    "multipart": (MULTIPART, multipart(b"{}"), 415, "UNSUPPORTED_MEDIA_TYPE"),
+    "xml": ("application/xml", b"<token>x</token>", 415, "UNSUPPORTED_MEDIA_TYPE"),
+    "json-lookalike": ("application/jsonx", b'{"token": "x"}', 415, "UNSUPPORTED_MEDIA_TYPE"),
+    "empty": ("application/json", b"", 400, "MALFORMED_JSON"),
+    "truncated": ("application/json", b'{"token": ', 400, "MALFORMED_JSON"),
+    "single-quotes": ("application/json", b"{'token': 'x'}", 400, "MALFORMED_JSON"),
+    "trailing-comma": ("application/json", b'{"token": "x",}', 400, "MALFORMED_JSON"),
+    "two-values": ("application/json", b"{} {}", 400, "MALFORMED_JSON"),
+    "not-utf8": ("application/json", b'{"token": "\xff\xfe"}', 400, "MALFORMED_JSON"),
+    "utf16-declared": ("application/json; charset=utf-16", '{"token": "x"}'.encode("utf-16"), 400, "MALFORMED_JSON"),
+    "utf8-bom": ("application/json", b'\xef\xbb\xbf{"token": "x"}', 400, "MALFORMED_JSON"),
+    "duplicate-member": ("application/json", b'{"token": "a", "token": "b"}', 400, "MALFORMED_JSON"),
+    "duplicate-nested": ("application/json", b'{"holder": {"name": "a", "name": "b"}}', 400, "MALFORMED_JSON"),
+    "nan": ("application/json", b'{"token": NaN}', 400, "MALFORMED_JSON"),
+    "infinity": ("application/json", b'{"token": Infinity}', 400, "MALFORMED_JSON"),
+    "minus-infinity": ("application/json", b'{"token": -Infinity}', 400, "MALFORMED_JSON"),
+    "overflowing-number": ("application/json", b'{"token": 1e400}', 400, "MALFORMED_JSON"),
+    "deep-nesting": ("application/json", b"[" * 100_000 + b"]" * 100_000, 400, "MALFORMED_JSON"),
+}
+PDF_BODIES: dict[str, tuple[str | None, bytes, int, str]] = {
+    "over-4-mib": (MULTIPART, multipart(b"%PDF-1.7\n" + b"%" * (MAX_PDF_BYTES + 1)), 413, "PDF_TOO_LARGE"),
+    "no-content-type": (None, b"%PDF-1.7\n", 415, "UNSUPPORTED_MEDIA_TYPE"),
+    "json": ("application/json", b'{"token": "x"}', 415, "UNSUPPORTED_MEDIA_TYPE"),
+    "raw-pdf": ("application/pdf", b"%PDF-1.7\n", 415, "UNSUPPORTED_MEDIA_TYPE"),
+    "text-plain": ("text/plain", b"%PDF-1.7\n", 415, "UNSUPPORTED_MEDIA_TYPE"),
+    "form": ("application/x-www-form-urlencoded", b"file=x", 415, "UNSUPPORTED_MEDIA_TYPE"),
+    "over-4-mib-undeclared": ("application/pdf", b"%" * (MAX_PDF_BYTES + 1), 415, "UNSUPPORTED_MEDIA_TYPE"),
+    "no-boundary": ("multipart/form-data", multipart(b"%PDF-1.7\n"), 400, "BAD_REQUEST"),
+    "garbage-multipart": (MULTIPART, b"garbage", 400, "BAD_REQUEST"),
+    "truncated-multipart": (MULTIPART, multipart(b"%PDF-1.7\n")[:-20], 400, "BAD_REQUEST"),
+    "wrong-field": (MULTIPART, multipart(b"%PDF-1.7\n", field="pdf"), 400, "BAD_REQUEST"),
+}
+HOSTILE_BODIES = [
+    pytest.param(endpoint, *case, id=f"{endpoint}-{name}")
+    for endpoint in JSON_ENDPOINTS
+    for name, case in JSON_BODIES.items()
+] + [pytest.param("verify-pdf", *case, id=f"verify-pdf-{name}") for name, case in PDF_BODIES.items()]
+
+
+@dataclass(frozen=True)
+class HostileTarget:
+    client: FlaskClient
+    auth: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def hostile_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostileTarget]:
+    clock = FixedClock()
+    database = sqlite_with_schema(str(tmp_path_factory.mktemp("hostile") / "ecert.db"))
+    application = create_app(
+        {
+            "TESTING": True,
+            "ECERT_DATABASE_URL": database,
+            "ECERT_KEY_PASSPHRASE": TEST_PASSPHRASE,
+            "ECERT_PUBLIC_URL": PUBLIC_URL,
+            "ECERT_CLOCK": clock,
+            **RATE_LIMITS_OFF,
+        }
+    )
+    running = application.extensions["ecert"]
+    with running.session() as session:
+        init_region(
+            session, running.keyring, code="310000", name="上海市", public_url=PUBLIC_URL, now=clock(), actor="t"
+        )
+        session.commit()
+        office = make_office(session, running.keyring, clock, OFFICE_CODE, ["BL", "DL", "PQ"])
+    yield HostileTarget(application.test_client(), office.auth)
+    running.dispose()
+
+
+def test_the_hostile_table_covers_every_endpoint_that_reads_a_body(app: Flask) -> None:
+    with_body = {
+        rule.rule.replace("<path:certificate_id>", "DL.anything")
+        for rule in app.url_map.iter_rules()
+        if rule.methods and rule.methods & {"POST", "PUT", "PATCH"}
+    }
+
+    assert with_body == {endpoint.path for endpoint in BODY_ENDPOINTS.values()}
+
+
+@pytest.mark.parametrize(("endpoint", "content_type", "body", "status", "code"), HOSTILE_BODIES)
+def test_hostile_bodies_get_a_problem_with_a_stable_code(
+    hostile_target: HostileTarget, endpoint: str, content_type: str | None, body: bytes, status: int, code: str
+) -> None:
+    target = BODY_ENDPOINTS[endpoint]
+    headers = dict(hostile_target.auth) if target.authenticated else {}
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+
+    response = hostile_target.client.post(target.path, data=body, headers=headers)
+
+    problem = assert_problem(response, status, code)
+    assert set(problem) <= {"type", "title", "status", "detail", "code"}
+    assert problem["type"] == f"urn:ecert:problem:{code.lower().replace('_', '-')}"

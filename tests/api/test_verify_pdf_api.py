@@ -314,8 +314,8 @@ def test_hostile_uploads_get_a_clear_problem(
     assert response.headers["Cache-Control"] == "no-store"
 
 
-def test_json_instead_of_multipart_is_a_bad_request(client: FlaskClient, issued: dict[str, Any]) -> None:
-    assert_problem(client.post(VERIFY_PDF, json={"token": issued["token"]}), 400, "BAD_REQUEST")
+def test_json_instead_of_multipart_is_an_unsupported_media_type(client: FlaskClient, issued: dict[str, Any]) -> None:
+    assert_problem(client.post(VERIFY_PDF, json={"token": issued["token"]}), 415, "UNSUPPORTED_MEDIA_TYPE")
 
 
 def test_multipart_without_the_file_field_is_a_bad_request(client: FlaskClient, office: Any) -> None:

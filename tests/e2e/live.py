@@ -29,6 +29,8 @@ from tests.databases import empty_postgres_database
 REPO = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 GUNICORN = str(Path(sys.executable).parent / "gunicorn")
+# How production runs it (scripts/run): the settings that keep secrets out of the logs.
+GUNICORN_CONFIG = ("-c", str(REPO / "gunicorn.conf.py"))
 COMMAND_TIMEOUT = 60
 STARTUP_TIMEOUT = 30
 HTTP_TIMEOUT = 10
@@ -140,6 +142,10 @@ class LiveDeployment:
             ECERT_KEY_PASSPHRASE=self.passphrase,
             ECERT_PUBLIC_URL=self.public_url,
             ECERT_INSTANCE_PATH=str(self.folder),
+            # Servers here live for a whole module; tests that want rate limits set them.
+            ECERT_VERIFY_RATE_LIMIT="off",
+            ECERT_PUBLIC_RATE_LIMIT="off",
+            ECERT_AUTH_FAILURE_LIMIT="off",
         )
         for name, value in changes.items():
             if value is None:
@@ -162,7 +168,7 @@ class LiveDeployment:
         log = self.folder / f"gunicorn-{len(self.servers)}.log"
         with log.open("wb") as sink:
             process = subprocess.Popen(
-                [GUNICORN, *GUNICORN_OPTIONS, "--bind", f"127.0.0.1:{port}", "app:create_app()"],
+                [GUNICORN, *GUNICORN_CONFIG, *GUNICORN_OPTIONS, "--bind", f"127.0.0.1:{port}", "app:create_app()"],
                 cwd=REPO,
                 env=self.environment(**env_changes),
                 stdout=sink,
@@ -213,7 +219,7 @@ def start_server_with_workers(deployment: LiveDeployment, port: int, workers: in
     options = ("--workers", str(workers), "--graceful-timeout", "5")
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            [GUNICORN, *options, "--bind", f"127.0.0.1:{port}", "app:create_app()"],
+            [GUNICORN, *GUNICORN_CONFIG, *options, "--bind", f"127.0.0.1:{port}", "app:create_app()"],
             cwd=REPO,
             env=deployment.environment(),
             stdout=sink,
