@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import click
+from flask import current_app
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from deployment import ConfigurationError
+from deployment import ConfigurationError, Deployment
 from documents.errors import DocumentError
 from registry.errors import InvalidInput, RegistryError
 from signing.errors import SigningError
@@ -34,6 +35,11 @@ class Outcome:
     result: dict[str, Any]
     lines: list[str] = field(default_factory=list)
     exit_code: int = 0
+
+
+def running_deployment() -> Deployment:
+    """The deployment of the app the command runs in."""
+    return current_app.extensions["ecert"]  # type: ignore[no-any-return]
 
 
 def cli_actor() -> str:

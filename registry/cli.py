@@ -6,26 +6,19 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import click
-from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
-from console import Outcome, cli_actor, reporting
-from deployment import Deployment
+from console import Outcome, cli_actor, reporting, running_deployment
 from registry.bundle import MAX_LIFETIME as MAX_BUNDLE_LIFETIME
 from registry.bundle import export_bundle
 from registry.errors import FieldError, InvalidInput
 from registry.offices import add_office as add_office_record
 from registry.offices import get_office, issue_api_token, mark_key_compromised, revoke_api_tokens, rotate_key
-from registry.partners import add_partner, get_partner, list_partners, new_token, revoke_partner
 from registry.regions import current_region, init_region, root_fingerprint
 from registry.roots import rotate_root
 from registry.times import iso_utc, parse_duration
 from registry.trust_list import newest_trust_list, publish_trust_list
 from signing.algorithms import ALGORITHMS, require_algorithm
-
-
-def _deployment() -> Deployment:
-    return current_app.extensions["ecert"]  # type: ignore[no-any-return]
 
 
 @click.group("region", cls=AppGroup)
@@ -44,7 +37,7 @@ def init_command(
     code: str, name: str, public_url: str | None, trust_list_lifetime: str, status_list_lifetime: str
 ) -> Outcome:
     """Create the region, its root key, the reference catalog and the first trust list."""
-    deployment = _deployment()
+    deployment = running_deployment()
     with deployment.session() as session:
         region = init_region(
             session,
@@ -71,7 +64,7 @@ def show_command() -> Outcome:
 
     Read only: it shows the newest published list (``null`` if none yet), never publishes.
     """
-    deployment = _deployment()
+    deployment = running_deployment()
     with deployment.read_session() as session:
         region = current_region(session)
         newest = newest_trust_list(session)
@@ -90,7 +83,7 @@ def show_command() -> Outcome:
 def rotate_root_command() -> Outcome:
     """Replace the root key: the old root signs a statement naming the new one, and a
     trust list signed by the new root is published (peers follow it on their next sync)."""
-    deployment = _deployment()
+    deployment = running_deployment()
     with deployment.session() as session:
         rotation = rotate_root(session, deployment.keyring, now=deployment.now(), actor=cli_actor())
         session.commit()
@@ -135,7 +128,7 @@ def office_group() -> None:
 @reporting
 def add_command(code: str, name: str, types: str, algorithm: str) -> Outcome:
     """Create an office, its first signing key, and an API token (shown once)."""
-    deployment = _deployment()
+    deployment = running_deployment()
     with deployment.session() as session:
         office, key, token = add_office_record(
             session,
@@ -170,7 +163,7 @@ def add_command(code: str, name: str, types: str, algorithm: str) -> Outcome:
 @reporting
 def rotate_key_command(code: str, algorithm: str | None) -> Outcome:
     """Retire the active key (it keeps verifying what it signed) and make a new one."""
-    deployment = _deployment()
+    deployment = running_deployment()
     with deployment.session() as session:
         office = get_office(session, code)
         old, new = rotate_key(
@@ -198,7 +191,7 @@ def rotate_key_command(code: str, algorithm: str | None) -> Outcome:
 def key_compromised_command(kid: str, since: str) -> Outcome:
     """Mark a key compromised since a moment: it stops signing; certificates it signed
     from then on verify as KEY_COMPROMISED. An active key is replaced; a trust list is published."""
-    deployment = _deployment()
+    deployment = running_deployment()
     with deployment.session() as session:
         compromise = mark_key_compromised(
             session, deployment.keyring, kid, _parse_since(since), now=deployment.now(), actor=cli_actor()
@@ -236,7 +229,7 @@ def _parse_since(text: str) -> datetime:
 @reporting
 def new_token_command(code: str) -> Outcome:
     """Issue another API token for the office (shown once)."""
-    deployment = _deployment()
+    deployment = running_deployment()
     with deployment.session() as session:
         office = get_office(session, code)
         token = issue_api_token(session, office, now=deployment.now(), actor=cli_actor())
@@ -249,7 +242,7 @@ def new_token_command(code: str) -> Outcome:
 @reporting
 def revoke_tokens_command(code: str) -> Outcome:
     """Revoke every API token of the office."""
-    deployment = _deployment()
+    deployment = running_deployment()
     with deployment.session() as session:
         office = get_office(session, code)
         count = revoke_api_tokens(session, office, now=deployment.now(), actor=cli_actor())
@@ -264,7 +257,7 @@ def demo_command() -> Outcome:
     """Load a demo region, office and sample certificates when the database is empty."""
     from registry.demo import load_demo
 
-    deployment = _deployment()
+    deployment = running_deployment()
     with deployment.session() as session:
         demo = load_demo(
             session,
@@ -301,7 +294,7 @@ def bundle_group() -> None:
 @reporting
 def bundle_export_command(out_file: Path, lifetime: str) -> Outcome:
     """Write one signed file with the trust lists and status lists of every recognised region."""
-    deployment = _deployment()
+    deployment = running_deployment()
     now = deployment.now()
     if not timedelta(0) < _duration("lifetime", lifetime) <= MAX_BUNDLE_LIFETIME:
         raise InvalidInput("bad --lifetime", [FieldError("lifetime", f"at most {MAX_BUNDLE_LIFETIME.days} days")])
@@ -325,69 +318,3 @@ def _duration(name: str, text: str) -> timedelta:
         return parse_duration(text)
     except ValueError as error:
         raise InvalidInput(f"bad --{name.replace('_', '-')}", [FieldError(name, str(error))]) from error
-
-
-@click.group("partner", cls=AppGroup)
-def partner_group() -> None:
-    """Partner regions: other regions' systems that verify here under a higher rate limit."""
-
-
-@partner_group.command("add")
-@click.option("--region", "region_code", required=True, help="The partner's GB/T 2260 code, e.g. 440000.")
-@click.option("--name", required=True, help="The partner's name, e.g. 广东省.")
-@reporting
-def partner_add_command(region_code: str, name: str) -> Outcome:
-    """Admit a partner region and print its API token (shown once)."""
-    deployment = _deployment()
-    with deployment.session() as session:
-        partner, token = add_partner(
-            session, region_code=region_code, name=name, now=deployment.now(), actor=cli_actor()
-        )
-        session.commit()
-        return Outcome(
-            {"region": partner.region_code, "name": partner.name, "api_token": token},
-            [
-                f"partner {partner.region_code} {partner.name} added",
-                f"API token (shown once, keep it secret): {token}",
-            ],
-        )
-
-
-@partner_group.command("new-token")
-@click.option("--region", "region_code", required=True, help="The partner's region code.")
-@reporting
-def partner_new_token_command(region_code: str) -> Outcome:
-    """Issue another API token for a partner (shown once): to rotate, or to re-admit."""
-    deployment = _deployment()
-    with deployment.session() as session:
-        partner = get_partner(session, region_code)
-        token = new_token(session, partner, now=deployment.now(), actor=cli_actor())
-        session.commit()
-        return Outcome({"region": partner.region_code, "api_token": token}, [f"API token (shown once): {token}"])
-
-
-@partner_group.command("list")
-@reporting
-def partner_list_command() -> Outcome:
-    """Every partner region and how many live API tokens it holds (0: revoked)."""
-    deployment = _deployment()
-    with deployment.read_session() as session:
-        partners = [
-            {"region": partner.region_code, "name": partner.name, "live_tokens": live}
-            for partner, live in list_partners(session)
-        ]
-    lines = [f"{p['region']} {p['name']}: {p['live_tokens']} live token(s)" for p in partners] or ["no partners"]
-    return Outcome({"partners": partners}, lines)
-
-
-@partner_group.command("revoke")
-@click.option("--region", "region_code", required=True, help="The partner's region code.")
-@reporting
-def partner_revoke_command(region_code: str) -> Outcome:
-    """Revoke every API token of a partner: it verifies anonymously from then on."""
-    deployment = _deployment()
-    with deployment.session() as session:
-        partner = get_partner(session, region_code)
-        count = revoke_partner(session, partner, now=deployment.now(), actor=cli_actor())
-        session.commit()
-        return Outcome({"region": partner.region_code, "revoked": count}, [f"revoked {count} API token(s)"])
