@@ -128,6 +128,10 @@ class Peer(Base):
     log_root: Mapped[bytes | None] = mapped_column(LargeBinary)
     log_checkpoint: Mapped[str | None] = mapped_column(Text)
     log_cosigned: Mapped[str | None] = mapped_column(Text)
+    # The API token the peer issued us as its partner (``ecertp_...``), sealed with our
+    # key passphrase (signing.sealed, context ``peer-token:<region>``); presented only
+    # on the online status requests to the peer's own URL. None: we ask anonymously.
+    partner_token: Mapped[bytes | None] = mapped_column(LargeBinary)
     added_at: Mapped[datetime]
 
 

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from signing.algorithms import PrivateKey, algorithm_of
 from signing.errors import KeyStorageError, UnsupportedAlgorithm
+from signing.sealed import open_sealed, seal
 
 SCRYPT_N = 2**15
 SCRYPT_R = 8
@@ -66,7 +67,8 @@ def decrypt_private_key(pem: bytes, kid: str, passphrase: str) -> PrivateKey:
 
 
 class KeyRing:
-    """Decrypted private keys by kid, loaded on first use and kept for the process.
+    """Decrypted private keys by kid, loaded on first use and kept for the process; and
+    small secrets sealed at rest (:mod:`signing.sealed`), kept once opened.
 
     Thread-safe; shared by every request of a worker. ``load`` fetches the encrypted
     PEM for a kid (from the database, in practice).
@@ -75,6 +77,9 @@ class KeyRing:
     def __init__(self, passphrase: str) -> None:
         self._passphrase = passphrase
         self._keys: dict[str, PrivateKey] = {}
+        # By (context, sealed bytes): a secret sealed anew (replaced) is another entry,
+        # so no worker keeps using one that was replaced or removed.
+        self._secrets: dict[tuple[str, bytes], bytes] = {}
         self._lock = threading.Lock()
 
     def private_key(self, kid: str, load: Callable[[], bytes]) -> PrivateKey:
@@ -101,3 +106,29 @@ class KeyRing:
         """Drop a key from memory (it was retired or compromised)."""
         with self._lock:
             self._keys.pop(kid, None)
+
+    def seal(self, secret: bytes, context: str) -> bytes:
+        """Seal ``secret`` for storage, bound to ``context`` (what it is for), and keep it in memory.
+
+        Raises:
+            KeyStorageError: this ring's passphrase is empty.
+        """
+        sealed = seal(secret, context, self._passphrase)
+        with self._lock:
+            self._secrets[(context, sealed)] = secret
+        return sealed
+
+    def secret(self, context: str, sealed: bytes) -> bytes:
+        """The secret ``sealed`` holds for ``context``, opened once per process.
+
+        Raises:
+            KeyStorageError: it cannot be opened with this ring's passphrase and context
+                (wrong passphrase, altered, or sealed for something else).
+        """
+        entry = (context, bytes(sealed))
+        secret = self._secrets.get(entry)
+        if secret is None:
+            secret = open_sealed(entry[1], context, self._passphrase)
+            with self._lock:
+                self._secrets[entry] = secret
+        return secret

@@ -3,7 +3,8 @@
 * ``verify TOKEN [--bundle FILE [--fingerprint FP]]``: the same answer as ``POST
   /api/v1/verify``; with a bundle, no network and no database are used.
 * ``peer add --url URL --fingerprint FP``, ``peer sync``, ``peer list``: the regions
-  this one recognises (``docs/peers.md``).
+  this one recognises (``docs/peers.md``); ``peer token --region R [--clear]``: the
+  partner token a peer issued us (read from standard input, held sealed).
 * ``log audit``: our log, registry and audit trail, and every peer's log (``docs/log.md``).
 """
 
@@ -14,27 +15,22 @@ from datetime import datetime
 from pathlib import Path
 
 import click
-from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
-from console import Outcome, cli_actor, reporting
-from deployment import Deployment
+from console import Outcome, cli_actor, reporting, running_deployment
 from registry.audit import HEAD_ID
 from registry.log_audit import audit_registry
 from registry.models import AuditHead, Peer
 from registry.regions import current_region
 from registry.times import iso_utc
 from verify.bundle import read_bundle
-from verify.peers import add_peer, health, held_trust_list, list_peers, live_trust_store, sync_peer
+from verify.peer_tokens import clear_partner_token, set_partner_token
+from verify.peers import add_peer, get_peer, health, held_trust_list, list_peers, live_trust_store, sync_peer
 from verify.report import VerificationReport, answer
 from verify.trust import TrustStore
 from verify.trust_lists import TrustListError
 from verify.verifier import Verifier, reference_catalog
 from verify.witness import audit_peer_log
-
-
-def _deployment() -> Deployment:
-    return current_app.extensions["ecert"]  # type: ignore[no-any-return]
 
 
 @click.command("verify")
@@ -54,7 +50,7 @@ def _deployment() -> Deployment:
 @reporting
 def verify_command(token: str, bundle_file: Path | None, fingerprint: str | None) -> Outcome:
     """Verify a token (or a QR text ``<URL>/v#<token>``). Exits 1 unless VALID."""
-    deployment = _deployment()
+    deployment = running_deployment()
     now = deployment.now()
     if bundle_file is not None:
         bundle = read_bundle(bundle_file.read_text(encoding="ascii", errors="replace"), fingerprint=fingerprint)
@@ -108,7 +104,7 @@ def peer_group() -> None:
 @reporting
 def peer_add_command(url: str, fingerprint: str) -> Outcome:
     """Fetch the peer's trust list, accept it only if the pinned root signed it, and store it."""
-    deployment = _deployment()
+    deployment = running_deployment()
     now = deployment.now()
     with deployment.session() as session:
         peer, outcome = add_peer(
@@ -132,7 +128,7 @@ def peer_add_command(url: str, fingerprint: str) -> Outcome:
 @reporting
 def peer_sync_command() -> Outcome:
     """Refresh every peer's trust list and status list. Exits 1 if any peer failed."""
-    deployment = _deployment()
+    deployment = running_deployment()
     now = deployment.now()
     outcomes = []
     with deployment.session() as session:
@@ -164,16 +160,55 @@ def peer_sync_command() -> Outcome:
 @reporting
 def peer_list_command() -> Outcome:
     """Each peer's trust-list sequence, age and health."""
-    deployment = _deployment()
+    deployment = running_deployment()
     now = deployment.now()
     with deployment.read_session() as session:
         rows = [_peer_row(peer, now) for peer in list_peers(session)]
     lines = [
         f"{row['region']} {row['name']}  seq {row['sequence']}  age {row['age_seconds']}s  {row['health']}"
         + (f" ({row['last_error']})" if row["last_error"] else "")
+        + f"  partner token: {'yes' if row['partner_token_held'] else 'no'}"
         for row in rows
     ] or ["no peers"]
     return Outcome({"peers": rows}, lines)
+
+
+@peer_group.command("token")
+@click.option("--region", "region_code", required=True, help="The peer's region code.")
+@click.option("--clear", is_flag=True, help="Remove the token held: the peer is asked anonymously again.")
+@reporting
+def peer_token_command(region_code: str, clear: bool) -> Outcome:
+    """Hold the partner API token the peer issued us, read from standard input (one line),
+    sealed with ECERT_KEY_PASSPHRASE. Our online status requests to the peer present it,
+    so the peer counts us under its partner rate limit."""
+    deployment = running_deployment()
+    now = deployment.now()
+    # Never an argument: that would land in the shell's history and the process list.
+    token = None if clear else _line_from_stdin("partner token")
+    with deployment.session() as session:
+        peer = get_peer(session, region_code.strip(), lock=True)
+        if token is None:
+            removed = clear_partner_token(session, peer, now=now, actor=cli_actor())
+            session.commit()
+            line = (
+                f"partner token for {peer.region_code} removed"
+                if removed
+                else f"no partner token was held for {peer.region_code}"
+            )
+            return Outcome({"region": peer.region_code, "partner_token_held": False, "removed": removed}, [line])
+        set_partner_token(session, deployment.keyring, peer, token, now=now, actor=cli_actor())
+        session.commit()
+        return Outcome(
+            {"region": peer.region_code, "partner_token_held": True},
+            [f"partner token for {peer.region_code} held (sealed); presented on its online status requests"],
+        )
+
+
+def _line_from_stdin(what: str) -> str:
+    stdin = click.get_text_stream("stdin")
+    if stdin.isatty():
+        return str(click.prompt(what, hide_input=True, err=True))
+    return stdin.readline()
 
 
 def _peer_row(peer: Peer, now: datetime) -> dict[str, object]:
@@ -191,6 +226,7 @@ def _peer_row(peer: Peer, now: datetime) -> dict[str, object]:
         "health": health(peer, now),
         "last_error": peer.last_error_code,
         "last_error_detail": peer.last_error,
+        "partner_token_held": peer.partner_token is not None,  # never the token itself
     }
 
 
@@ -204,7 +240,7 @@ def log_group() -> None:
 def log_audit_command() -> Outcome:
     """Check our own log, registry and audit trail for direct edits, and every peer's log
     for a rewritten history. Exits 1 on any inconsistency (an unreachable peer is a warning)."""
-    deployment = _deployment()
+    deployment = running_deployment()
     with deployment.read_session() as session:
         own = [{"subject": f.subject, "detail": f.detail} for f in audit_registry(session)]
         peers: list[dict[str, str]] = []

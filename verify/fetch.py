@@ -8,6 +8,7 @@ cannot make us buffer more than the cap), and bodies in the expected encoding (A
 
 from __future__ import annotations
 
+import re
 from typing import Final
 from urllib.parse import urlsplit
 
@@ -17,6 +18,7 @@ from verify.errors import VerifyError
 
 DEFAULT_TIMEOUT: Final = 3.0  # seconds, per connect / read / write
 USER_AGENT: Final = "ecert-peer/1"
+_BEARER = re.compile(r"[A-Za-z0-9._~+/-]+=*")  # RFC 6750 b64token: nothing to break the header
 
 
 class FetchFailed(VerifyError):
@@ -41,8 +43,19 @@ class Fetcher:
             trust_env=False,  # no proxy or netrc settings from the environment
         )
 
-    def get_text(self, url: str, *, max_bytes: int, timeout: float | None = None, encoding: str = "ascii") -> str:
+    def get_text(
+        self,
+        url: str,
+        *,
+        max_bytes: int,
+        timeout: float | None = None,
+        encoding: str = "ascii",
+        bearer: str | None = None,
+    ) -> str:
         """The body of ``GET url`` as text, if it answers 200 within the limits.
+
+        ``bearer`` is sent as ``Authorization: Bearer ...`` on this one request (no
+        redirect is followed, so it reaches no other URL); it appears in no error message.
 
         Raises:
             FetchFailed: not an http(s) URL, a network error or timeout, a status other
@@ -51,8 +64,12 @@ class Fetcher:
         """
         if urlsplit(url).scheme not in ("http", "https"):
             raise FetchFailed(url, "only http and https URLs are fetched")
+        if bearer is not None and not _BEARER.fullmatch(bearer):
+            # Refused here, not by the HTTP library, whose message would quote the header.
+            raise FetchFailed(url, "the credential to present is not a bearer token")
+        headers = {} if bearer is None else {"Authorization": f"Bearer {bearer}"}
         try:
-            with self._client.stream("GET", url, timeout=timeout or self.timeout) as response:
+            with self._client.stream("GET", url, timeout=timeout or self.timeout, headers=headers) as response:
                 if response.status_code != 200:
                     raise FetchFailed(url, f"answered HTTP {response.status_code}")
                 body = bytearray()

@@ -16,10 +16,15 @@ Whatever is refused, the newest good copies stay, and the refusal is recorded on
 peer (``peer list`` shows it) and in the audit trail. Verification reads only the stored
 copies (:class:`RegionCopy`), plus one rate-limited refresh when a token names a kid the
 held list lacks (:func:`refresh_keys`).
+
+A peer that admitted us as its partner gives us an API token out of band; ``peer token``
+holds it sealed (:func:`set_partner_token`), and online status requests to the peer's
+pinned URL present it (:class:`verify.sources.PartnerCredential`).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,6 +47,7 @@ from signing.keystore import KeyRing
 from signing.notes import add_signature
 from verify.errors import VerifyError
 from verify.fetch import Fetcher, FetchFailed
+from verify.peer_tokens import partner_credential
 from verify.status_sources import MAX_LIST_LENGTH, StatusDataRefused, read_status_list
 from verify.trust import RegionCopy, TrustStore
 from verify.trust_lists import MAX_TRUST_LIST_LENGTH, SignedTrustList, TrustListError, read_trust_list
@@ -50,6 +56,8 @@ from verify.witness import LogRefused, witness
 # A token naming a kid the held list lacks refetches that peer's list at most this often.
 KEY_REFRESH_INTERVAL: Final = timedelta(seconds=60)
 _FINGERPRINT = re.compile(r"[A-Za-z0-9_-]{43}")
+
+log = logging.getLogger(__name__)
 
 
 class PeerRefused(VerifyError):
@@ -74,18 +82,19 @@ class SyncOutcome:
         return self.error_code is None
 
 
-def peer_copies(session: Session) -> dict[str, RegionCopy]:
-    """Every peer's stored copies, by region code."""
-    return {peer.region_code: region_copy(peer) for peer in session.scalars(select(Peer))}
+def peer_copies(session: Session, keyring: KeyRing | None = None) -> dict[str, RegionCopy]:
+    """Every peer's stored copies, by region code (with the partner tokens held, given the ``keyring``)."""
+    return {peer.region_code: region_copy(peer, keyring) for peer in session.scalars(select(Peer))}
 
 
-def region_copy(peer: Peer) -> RegionCopy:
+def region_copy(peer: Peer, keyring: KeyRing | None = None) -> RegionCopy:
     return RegionCopy(
         region_code=peer.region_code,
         root_public_jwk=dict(peer.root_public_jwk),
         trust_list=peer.trust_list,
         status_list=peer.status_list,
         checkpoint=peer.log_checkpoint,
+        credential=None if keyring is None else partner_credential(peer, keyring),
     )
 
 
@@ -231,13 +240,14 @@ def _witness_log(
 
 
 def refresh_keys(
-    session: Session, fetcher: Fetcher, region_code: str, *, now: datetime, actor: str
+    session: Session, fetcher: Fetcher, region_code: str, *, now: datetime, actor: str, keyring: KeyRing | None = None
 ) -> RegionCopy | None:
     """Refetch a peer's trust list because a token names a kid the held list lacks.
 
     At most once per :data:`KEY_REFRESH_INTERVAL` per peer (a stream of tokens with
     made-up kids must not turn us into a client hammering the peer). Returns the copies
-    held afterwards, or None when rate-limited or not a peer. The caller commits.
+    held afterwards (with our partner token, given the ``keyring``), or None when
+    rate-limited or not a peer. The caller commits.
     """
     peer = session.scalars(select(Peer).where(Peer.region_code == region_code).with_for_update()).first()
     if peer is None or (peer.key_refresh_at is not None and now - peer.key_refresh_at < KEY_REFRESH_INTERVAL):
@@ -248,7 +258,7 @@ def refresh_keys(
         _refresh_trust_list(session, fetcher, peer, now=now, actor=actor)
     except (FetchFailed, PeerRefused) as error:
         _failed(session, peer, error.code, error.detail, now=now, actor=actor)
-    return region_copy(peer)
+    return region_copy(peer, keyring)
 
 
 def held_trust_list(peer: Peer | RegionCopy) -> SignedTrustList:
@@ -406,7 +416,8 @@ def live_trust_store(
     """The trust store of a running deployment: our registry (read through ``session``),
     the peers it holds, online status lookups, one rate-limited refresh per unknown kid,
     and, given the ``keyring``, a checkpoint of our log signed when an answer needs one
-    (both written through a session from ``writer``, committed at once)."""
+    (both written through a session from ``writer``, committed at once) and the partner
+    tokens we hold presented on the online lookups."""
 
     def checkpoint() -> LogCheckpoint:
         assert keyring is not None
@@ -417,14 +428,14 @@ def live_trust_store(
 
     def refresh(region_code: str) -> RegionCopy | None:
         with writer() as writing:
-            copy = refresh_keys(writing, fetcher, region_code, now=now, actor=actor)
+            copy = refresh_keys(writing, fetcher, region_code, now=now, actor=actor, keyring=keyring)
             writing.commit()
             return copy
 
     return TrustStore(
         now=now,
         own=session,
-        copies=lambda: peer_copies(session),
+        copies=lambda: peer_copies(session, keyring),
         fetcher=fetcher,
         refresh=refresh,
         checkpoint=None if keyring is None else checkpoint,

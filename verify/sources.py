@@ -3,7 +3,9 @@
 * :class:`OwnRegistry`: our own registry, exact and always current.
 * :class:`PeerRegistry`: another region's registry, asked in this order (issue 4):
   1. online: the issuing region's signed status answer for this identifier, bound to
-     the exact token (short timeout);
+     the exact token (short timeout), presenting the partner token that region issued
+     us, if we hold one (:class:`PartnerCredential`), so that it counts us as a partner
+     rather than as one more anonymous address;
   2. its signed status list as we hold it, while that list is current;
   3. otherwise :class:`StatusUnavailable` (the verdict is UNDETERMINED, never INVALID).
 
@@ -20,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from sqlalchemy.orm import Session
 
@@ -93,6 +95,29 @@ class Lookup:
     key_compromised: bool = False
 
 
+@dataclass(frozen=True)
+class PartnerCredential:
+    """The API token a peer region issued us as its partner (``ecertp_...``).
+
+    ``base_url`` is the peer's URL as we pinned it: the token is presented only to URLs
+    under it, because the endpoints come from the peer's signed list, which may name any
+    host. ``token`` opens the stored token when it is first needed; None when it cannot be
+    had (the lookup then asks anonymously).
+    """
+
+    base_url: str
+    token: Callable[[], str | None]
+
+    def bearer_for(self, url: str) -> str | None:
+        """The token to present on ``GET url``; None unless ``url`` is under :attr:`base_url`."""
+        target, pinned = urlsplit(url), urlsplit(self.base_url)
+        if (target.scheme, target.netloc.lower()) != (pinned.scheme, pinned.netloc.lower()):
+            return None  # another host, port or scheme, or credentials in the URL
+        if not target.path.startswith(pinned.path.rstrip("/") + "/") or ".." in target.path.split("/"):
+            return None
+        return self.token()
+
+
 class Registry(Protocol):
     def lookup(self, token: Lookup) -> RegistryRecord | None:
         """The record of exactly this token, or None if the registry never issued it.
@@ -142,7 +167,12 @@ class OwnRegistry:
 
 
 class PeerRegistry:
-    """Another region's registry, through its signed status answers and status list."""
+    """Another region's registry, through its signed status answers and status list.
+
+    With a ``credential``, the online status request presents our partner token. The
+    inclusion-proof request does not: the peer counts its log reads per address whoever
+    asks, so the token would be exposed there for nothing.
+    """
 
     def __init__(
         self,
@@ -152,12 +182,14 @@ class PeerRegistry:
         fetcher: Fetcher | None,
         now: datetime,
         checkpoint: str | None = None,
+        credential: PartnerCredential | None = None,
     ) -> None:
         self._listed = listed
         self._status_list = status_list
         self._fetcher = fetcher
         self._now = now
         self._checkpoint = checkpoint
+        self._credential = credential
 
     def lookup(self, token: Lookup) -> RegistryRecord | None:
         if self._listed.status_key is None:
@@ -180,7 +212,10 @@ class PeerRegistry:
     def _online(self, token: Lookup, key: dict[str, Any]) -> RegistryRecord | None:
         assert self._fetcher is not None
         url = self._listed.endpoints.status.replace("{id}", quote(token.certificate_id, safe=""))
-        jws = self._fetcher.get_text(url, max_bytes=MAX_ANSWER_LENGTH, timeout=ONLINE_STATUS_TIMEOUT)
+        # A refusal of the token (401, or 429 once its limit is spent) is a failure like
+        # any other: the held status list answers.
+        bearer = None if self._credential is None else self._credential.bearer_for(url)
+        jws = self._fetcher.get_text(url, max_bytes=MAX_ANSWER_LENGTH, timeout=ONLINE_STATUS_TIMEOUT, bearer=bearer)
         answer = read_status_answer(
             jws, key, issuer=self._listed.region_code, certificate_id=token.certificate_id, now=self._now
         )

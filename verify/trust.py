@@ -26,7 +26,7 @@ from registry.regions import find_region
 from signing.algorithms import Algorithm, PublicKey, require_algorithm
 from signing.jwk import load_public_jwk
 from verify.fetch import Fetcher
-from verify.sources import OwnRegistry, PeerRegistry, Registry
+from verify.sources import OwnRegistry, PartnerCredential, PeerRegistry, Registry
 from verify.trust_lists import SignedTrustList, TrustListError, read_trust_list
 
 
@@ -69,6 +69,8 @@ class RegionCopy:
     status_list: str | None
     # The region's newest log checkpoint we witnessed (consistent with all seen before).
     checkpoint: str | None = None
+    # The partner token the region issued us, for its online status answers.
+    credential: PartnerCredential | None = None
 
 
 class TrustStore:
@@ -136,7 +138,14 @@ class TrustStore:
         copy = self._held()[region.code]
         listed = self._listed(region.code)
         assert listed is not None
-        return PeerRegistry(listed, copy.status_list, fetcher=self._fetcher, now=self._now, checkpoint=copy.checkpoint)
+        return PeerRegistry(
+            listed,
+            copy.status_list,
+            fetcher=self._fetcher,
+            now=self._now,
+            checkpoint=copy.checkpoint,
+            credential=copy.credential,
+        )
 
     # -- where the answers come from
 
