@@ -11,7 +11,8 @@ What this adds to gunicorn's defaults (docs/operations.md, "What is logged"):
   keeps only its path (redacted the same way), the user name is never shown.
 * The application's own log records (``logging.getLogger(...)`` anywhere in ecert) go
   to gunicorn's error log at ``--log-level``, through the same redaction, tracebacks
-  included. SQLAlchemy is held at WARNING: its INFO/DEBUG output is every statement.
+  included. SQLAlchemy and Alembic are held at WARNING: SQLAlchemy's INFO/DEBUG output is
+  every statement, Alembic's lists its plugins each time a worker starts.
 """
 
 from __future__ import annotations
@@ -74,7 +75,10 @@ class RedactingLogger(Logger):
             handler._ecert = True  # type: ignore[attr-defined]
             root.addHandler(handler)
         root.setLevel(self.loglevel)
-        logging.getLogger("sqlalchemy").setLevel(logging.WARNING)
+        # Libraries' chatter: SQLAlchemy's INFO is every statement; Alembic's INFO lists its
+        # plugins each time a worker builds the app.
+        for library in ("sqlalchemy", "alembic"):
+            logging.getLogger(library).setLevel(logging.WARNING)
 
     def atoms(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> dict[str, Any]:
         atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
