@@ -92,8 +92,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from documents.api import blueprint as documents_api
     from documents.cli import export_pdfs_command
     from registry.api import blueprint as registry_api
-    from registry.cli import bundle_group, demo_command, office_group, region_group
-    from registry.partner_cli import partner_group
+    from registry.cli import bundle_group, demo_command, office_group, partner_group, region_group
     from verify.api import blueprint as verify_api
     from verify.cli import log_group, peer_group, verify_command
     from web.context import close_db

@@ -81,9 +81,10 @@ def clock() -> FixedClock:
     return FixedClock()
 
 
-@pytest.fixture
-def app(database_url: str, clock: FixedClock, tmp_path: Any) -> Iterator[Flask]:
-    application = create_app(
+def make_app(database_url: str, clock: FixedClock, **settings: Any) -> Flask:
+    """An app on ``database_url`` with the test settings: the test passphrase and public
+    URL, ``clock``, rate limits off; ``settings`` override any of them."""
+    return create_app(
         {
             "TESTING": True,
             "ECERT_DATABASE_URL": database_url,
@@ -91,8 +92,21 @@ def app(database_url: str, clock: FixedClock, tmp_path: Any) -> Iterator[Flask]:
             "ECERT_PUBLIC_URL": PUBLIC_URL,
             "ECERT_CLOCK": clock,
             **RATE_LIMITS_OFF,
+            **settings,
         }
     )
+
+
+def init_test_region(session: Session, keyring: KeyRing, clock: FixedClock, code: str = "310000") -> Any:
+    """Region ``code`` (上海市) at the test public URL, committed."""
+    created = init_region(session, keyring, code=code, name="上海市", public_url=PUBLIC_URL, now=clock(), actor="test")
+    session.commit()
+    return created
+
+
+@pytest.fixture
+def app(database_url: str, clock: FixedClock, tmp_path: Any) -> Iterator[Flask]:
+    application = make_app(database_url, clock)
     yield application
     application.extensions["ecert"].dispose()
 
@@ -137,11 +151,7 @@ class OfficeFixture:
 
 @pytest.fixture
 def region(session: Session, keyring: KeyRing, clock: FixedClock) -> Any:
-    created = init_region(
-        session, keyring, code="310000", name="上海市", public_url=PUBLIC_URL, now=clock(), actor="test"
-    )
-    session.commit()
-    return created
+    return init_test_region(session, keyring, clock)
 
 
 def make_office(

@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 DOMAIN_PACKAGES = ("signing", "registry", "documents", "verify")
-EDGE_MODULES = frozenset({"api.py", "cli.py"})  # each package's HTTP and CLI modules (and <topic>_cli.py)
+EDGE_MODULES = frozenset({"api.py", "cli.py"})  # each package's HTTP and CLI modules
 FLASK_BOUND = frozenset({"flask", "flask_migrate", "flask_sqlalchemy", "werkzeug", "app", "web"})
 SKIPPED_DIRECTORIES = frozenset({".venv", "venv", "node_modules", "__pycache__", "instance", "tests"})
 
@@ -55,11 +55,7 @@ def _id(path: Path) -> str:
     return str(path.relative_to(ROOT))
 
 
-def is_edge(path: Path) -> bool:
-    return path.name in EDGE_MODULES or path.name.endswith("_cli.py")
-
-
-CORE_FILES = [path for path in _domain_files(*DOMAIN_PACKAGES) if not is_edge(path)]
+CORE_FILES = [path for path in _domain_files(*DOMAIN_PACKAGES) if path.name not in EDGE_MODULES]
 
 
 @pytest.mark.parametrize("path", CORE_FILES, ids=_id)

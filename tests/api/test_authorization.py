@@ -20,20 +20,17 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app import create_app
 from deployment import Deployment
 from registry.demo import sample_request
 from registry.models import Certificate
 from registry.offices import issue_api_token, revoke_api_tokens
-from registry.regions import init_region
 from tests.conftest import (
     OFFICE_CODE,
     OTHER_OFFICE_CODE,
-    PUBLIC_URL,
-    RATE_LIMITS_OFF,
-    TEST_PASSPHRASE,
     FixedClock,
     OfficeFixture,
+    init_test_region,
+    make_app,
     make_office,
 )
 from tests.databases import postgres_with_schema, sqlite_with_schema
@@ -160,22 +157,10 @@ def _database(kind: str, folder: Path) -> Iterator[str]:
 def registry(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     clock = FixedClock()
     for url in _database(request.param, tmp_path_factory.mktemp("authz")):
-        application = create_app(
-            {
-                "TESTING": True,
-                "ECERT_DATABASE_URL": url,
-                "ECERT_KEY_PASSPHRASE": TEST_PASSPHRASE,
-                "ECERT_PUBLIC_URL": PUBLIC_URL,
-                "ECERT_CLOCK": clock,
-                **RATE_LIMITS_OFF,
-            }
-        )
+        application = make_app(url, clock)
         running: Deployment = application.extensions["ecert"]
         with running.session() as session:
-            init_region(
-                session, running.keyring, code="310000", name="上海市", public_url=PUBLIC_URL, now=clock(), actor="t"
-            )
-            session.commit()
+            init_test_region(session, running.keyring, clock)
             owner = make_office(session, running.keyring, clock, OFFICE_CODE, ["BL", "DL", "PQ"])
             other = make_office(
                 session, running.keyring, clock, OTHER_OFFICE_CODE, ["DL"], name="上海市公安局交通警察总队"

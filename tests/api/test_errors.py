@@ -11,14 +11,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.exc import OperationalError
 
-from app import create_app
 from deployment import ConfigurationError
 from documents.errors import FontsMissing
 from documents.reading import MAX_PDF_BYTES
 from registry.demo import sample_request
-from registry.regions import init_region
 from signing.errors import KeyStorageError
-from tests.conftest import OFFICE_CODE, PUBLIC_URL, RATE_LIMITS_OFF, TEST_PASSPHRASE, FixedClock, make_office
+from tests.conftest import OFFICE_CODE, FixedClock, init_test_region, make_app, make_office
 from tests.databases import sqlite_with_schema
 
 CERTIFICATES = "/api/v1/certificates"
@@ -262,22 +260,10 @@ class HostileTarget:
 def hostile_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostileTarget]:
     clock = FixedClock()
     database = sqlite_with_schema(str(tmp_path_factory.mktemp("hostile") / "ecert.db"))
-    application = create_app(
-        {
-            "TESTING": True,
-            "ECERT_DATABASE_URL": database,
-            "ECERT_KEY_PASSPHRASE": TEST_PASSPHRASE,
-            "ECERT_PUBLIC_URL": PUBLIC_URL,
-            "ECERT_CLOCK": clock,
-            **RATE_LIMITS_OFF,
-        }
-    )
+    application = make_app(database, clock)
     running = application.extensions["ecert"]
     with running.session() as session:
-        init_region(
-            session, running.keyring, code="310000", name="上海市", public_url=PUBLIC_URL, now=clock(), actor="t"
-        )
-        session.commit()
+        init_test_region(session, running.keyring, clock)
         office = make_office(session, running.keyring, clock, OFFICE_CODE, ["BL", "DL", "PQ"])
     yield HostileTarget(application.test_client(), office.auth)
     running.dispose()

@@ -23,9 +23,9 @@ from jsonschema import Draft202012Validator
 from markupsafe import escape
 from werkzeug.routing import Rule
 
-from app import HTTP_STATUS, create_app
+from app import HTTP_STATUS
 from registry.demo import sample_request
-from tests.conftest import PUBLIC_URL, TEST_PASSPHRASE, FixedClock
+from tests.conftest import FixedClock, make_app
 from verify.codes import REASONS
 from web.openapi import HTTP_METHODS, openapi_document
 
@@ -375,16 +375,8 @@ def test_before_region_init_every_operation_answers_as_documented(
 @pytest.fixture
 def limited_app(database_url: str, tmp_path: Any) -> Iterator[Flask]:
     """An app whose anonymous verification allows one request a minute."""
-    application = create_app(
-        {
-            "TESTING": True,
-            "ECERT_DATABASE_URL": database_url,
-            "ECERT_KEY_PASSPHRASE": TEST_PASSPHRASE,
-            "ECERT_PUBLIC_URL": PUBLIC_URL,
-            "ECERT_CLOCK": FixedClock(),
-            "ECERT_VERIFY_RATE_LIMIT": "1/minute",
-            "ECERT_PUBLIC_RATE_LIMIT": "1/minute",
-        }
+    application = make_app(
+        database_url, FixedClock(), ECERT_VERIFY_RATE_LIMIT="1/minute", ECERT_PUBLIC_RATE_LIMIT="1/minute"
     )
     yield application
     application.extensions["ecert"].dispose()

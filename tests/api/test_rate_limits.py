@@ -20,10 +20,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
-from app import create_app
 from deployment import ConfigurationError, Settings
 from registry.partners import add_partner, get_partner, revoke_partner
-from tests.conftest import PUBLIC_URL, TEST_PASSPHRASE, FixedClock, OfficeFixture
+from tests.conftest import FixedClock, OfficeFixture, make_app
 from tests.databases import require_postgres_or_skip, sqlite_with_schema
 from tests.e2e.live import LiveDeployment, free_port, http
 
@@ -51,17 +50,7 @@ def limit_settings() -> dict[str, str]:
 
 
 def build_app(database_url: str, clock: FixedClock, **settings: str) -> Flask:
-    return create_app(
-        {
-            "TESTING": True,
-            "ECERT_DATABASE_URL": database_url,
-            "ECERT_KEY_PASSPHRASE": TEST_PASSPHRASE,
-            "ECERT_PUBLIC_URL": PUBLIC_URL,
-            "ECERT_CLOCK": clock,
-            **LIMITED,
-            **settings,
-        }
-    )
+    return make_app(database_url, clock, **{**LIMITED, **settings})
 
 
 @pytest.fixture

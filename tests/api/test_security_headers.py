@@ -14,9 +14,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.routing import Rule
 
-from app import create_app
 from registry.demo import sample_request
-from tests.conftest import PUBLIC_URL, TEST_PASSPHRASE, FixedClock, OfficeFixture
+from tests.conftest import FixedClock, OfficeFixture, make_app
 from tests.databases import sqlite_with_schema
 from web.audiences import Audience, audience_of
 from web.headers import API_POLICY, HSTS, PAGE_POLICY
@@ -152,16 +151,7 @@ def test_public_documents_keep_their_cache_headers(
 
 @pytest.fixture
 def app_behind_proxy(database_url: str, clock: FixedClock) -> Iterator[Flask]:
-    application = create_app(
-        {
-            "TESTING": True,
-            "ECERT_DATABASE_URL": database_url,
-            "ECERT_KEY_PASSPHRASE": TEST_PASSPHRASE,
-            "ECERT_PUBLIC_URL": PUBLIC_URL,
-            "ECERT_CLOCK": clock,
-            "ECERT_TRUSTED_PROXIES": "1",
-        }
-    )
+    application = make_app(database_url, clock, ECERT_TRUSTED_PROXIES="1")
     yield application
     application.extensions["ecert"].dispose()
 

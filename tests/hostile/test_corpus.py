@@ -23,23 +23,22 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app import MAX_REQUEST_BYTES, create_app
+from app import MAX_REQUEST_BYTES
 from deployment import Deployment
 from registry.demo import sample_request
 from registry.identifiers import make_credit_code
 from registry.models import SigningKey
 from registry.offices import get_office, mark_key_compromised, rotate_key
-from registry.regions import init_region
 from signing.algorithms import PrivateKey, generate_private_key
 from signing.jwk import key_id
 from tests.conftest import (
     OFFICE_CODE,
     OTHER_OFFICE_CODE,
-    PUBLIC_URL,
     START,
-    TEST_PASSPHRASE,
     FixedClock,
     OfficeFixture,
+    init_test_region,
+    make_app,
     make_office,
 )
 from tests.databases import postgres_with_schema, sqlite_with_schema
@@ -99,18 +98,8 @@ class Harness:
 @pytest.fixture(scope="module")
 def harness(hostile_database: str) -> Iterator[Harness]:
     clock = FixedClock(START)
-    app = create_app(
-        {
-            "TESTING": True,
-            "ECERT_DATABASE_URL": hostile_database,
-            "ECERT_KEY_PASSPHRASE": TEST_PASSPHRASE,
-            "ECERT_PUBLIC_URL": PUBLIC_URL,
-            "ECERT_CLOCK": clock,
-            # A thousand verifications from one address is this test, not an attack.
-            "ECERT_VERIFY_RATE_LIMIT": "off",
-            "ECERT_PUBLIC_RATE_LIMIT": "off",
-        }
-    )
+    # A thousand verifications from one address is this test, not an attack: limits off.
+    app = make_app(hostile_database, clock)
     deployment: Deployment = app.extensions["ecert"]
     try:
         world = build_world(app, deployment, clock)
@@ -132,10 +121,7 @@ def build_world(app: Flask, deployment: Deployment, clock: FixedClock) -> World:
     key and a compromised one: the names and keys the recipes refer to (README.md)."""
     keyring = deployment.keyring
     with deployment.session() as session:
-        region = init_region(
-            session, keyring, code=REGION_CODE, name="上海市", public_url=PUBLIC_URL, now=clock(), actor="test"
-        )
-        session.commit()
+        region = init_test_region(session, keyring, clock, REGION_CODE)
         root = Signer(region.root_kid, keyring.private_key(region.root_kid, lambda: region.root_private_key))
         offices = {
             "office": make_office(session, keyring, clock, OFFICE_CODE, ["BL", "DL", "PQ"]),

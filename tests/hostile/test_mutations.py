@@ -45,12 +45,10 @@ from hypothesis import HealthCheck, assume, event, given, note, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from app import create_app
 from registry.demo import sample_request
 from registry.models import SigningKey
-from registry.regions import init_region
 from signing.algorithms import PrivateKey
-from tests.conftest import OFFICE_CODE, OTHER_OFFICE_CODE, PUBLIC_URL, TEST_PASSPHRASE, FixedClock, make_office
+from tests.conftest import OFFICE_CODE, OTHER_OFFICE_CODE, FixedClock, init_test_region, make_app, make_office
 from tests.databases import empty_all_tables, sqlite_with_schema
 from tests.verify.conftest import ES256_OFFICE_CODE, LEEWAY, b64url, forge, unb64url
 from verify.codes import Verdict
@@ -106,10 +104,7 @@ def _build_world(app: Flask, clock: FixedClock) -> World:
     deployment = app.extensions["ecert"]
     keyring = deployment.keyring
     with deployment.session() as session:
-        region = init_region(
-            session, keyring, code="310000", name="上海市", public_url=PUBLIC_URL, now=clock(), actor="test"
-        )
-        session.commit()
+        region = init_test_region(session, keyring, clock)
         eddsa = make_office(session, keyring, clock, OFFICE_CODE, ["BL", "DL", "PQ"])
         make_office(session, keyring, clock, OTHER_OFFICE_CODE, ["DL"], name="上海市公安局交通警察总队")
         es256 = make_office(
@@ -152,26 +147,13 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     else:
         url = request.getfixturevalue("postgres_schema")
     clock = FixedClock()
-    app = create_app_for(url, clock)
+    app = make_app(url, clock)  # limits off: thousands of verifications from one client
     try:
         yield _build_world(app, clock)
     finally:
         app.extensions["ecert"].dispose()
         if request.param == "postgresql":
             empty_all_tables(url)
-
-
-def create_app_for(url: str, clock: FixedClock) -> Flask:
-    return create_app(
-        {
-            "TESTING": True,
-            "ECERT_DATABASE_URL": url,
-            "ECERT_KEY_PASSPHRASE": TEST_PASSPHRASE,
-            "ECERT_PUBLIC_URL": PUBLIC_URL,
-            "ECERT_CLOCK": clock,
-            "ECERT_VERIFY_RATE_LIMIT": "off",  # thousands of verifications from one client
-        }
-    )
 
 
 # ---------------------------------------------------------------- signature arithmetic

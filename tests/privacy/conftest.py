@@ -15,18 +15,15 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from stdnum.cn import ric
 
-from app import create_app
 from deployment import Deployment
 from registry.demo import sample_request
 from registry.identifiers import RESIDENT_ID, mask_id_number
-from registry.regions import init_region
 from tests.conftest import (
     OFFICE_CODE,
-    PUBLIC_URL,
-    RATE_LIMITS_OFF,
-    TEST_PASSPHRASE,
     FixedClock,
     OfficeFixture,
+    init_test_region,
+    make_app,
     make_office,
 )
 from tests.databases import sqlite_with_schema
@@ -85,22 +82,10 @@ class PrivacyRegistry:
 def privacy_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivacyRegistry]:
     clock = FixedClock()
     database = sqlite_with_schema(str(tmp_path_factory.mktemp("privacy") / "ecert.db"))
-    application = create_app(
-        {
-            "TESTING": True,
-            "ECERT_DATABASE_URL": database,
-            "ECERT_KEY_PASSPHRASE": TEST_PASSPHRASE,
-            "ECERT_PUBLIC_URL": PUBLIC_URL,
-            "ECERT_CLOCK": clock,
-            **RATE_LIMITS_OFF,
-        }
-    )
+    application = make_app(database, clock)
     running: Deployment = application.extensions["ecert"]
     with running.session() as session:
-        init_region(
-            session, running.keyring, code="310000", name="上海市", public_url=PUBLIC_URL, now=clock(), actor="t"
-        )
-        session.commit()
+        init_test_region(session, running.keyring, clock)
         office = make_office(session, running.keyring, clock, OFFICE_CODE, ["BL", "DL", "PQ"])
     yield PrivacyRegistry(application, application.test_client(), application.test_cli_runner(), running, clock, office)
     running.dispose()
