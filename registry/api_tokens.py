@@ -35,7 +35,7 @@ def issue_token(session: Session, holder: Office | Partner, *, now: datetime, ac
         office_id=holder.id if isinstance(holder, Office) else None,
         partner_id=holder.id if isinstance(holder, Partner) else None,
         digest=_digest(token),
-        prefix=token[: len(prefix) + SHOWN_PREFIX_CHARACTERS],
+        prefix=shown_prefix(token, prefix),
         created_at=now,
         revoked_at=None,
     )
@@ -77,6 +77,11 @@ def revoke_tokens(session: Session, holder: Office | Partner, *, now: datetime, 
 
 def live_token_count(session: Session, holder: Office | Partner) -> int:
     return len(session.scalars(select(ApiToken.id).where(_held_by(holder), ApiToken.revoked_at.is_(None))).all())
+
+
+def shown_prefix(token: str, prefix: str) -> str:
+    """What audits and listings show of ``token``: its public prefix and a few random characters."""
+    return token[: len(prefix) + SHOWN_PREFIX_CHARACTERS]
 
 
 def find_live_token(session: Session, bearer: str, prefix: str) -> ApiToken:

@@ -56,7 +56,7 @@ def set_partner_token(session: Session, keyring: KeyRing, peer: Peer, token: str
         subject_type="peer",
         subject_id=peer.region_code,
         details={
-            "prefix": token[: len(api_tokens.PARTNER_PREFIX) + api_tokens.SHOWN_PREFIX_CHARACTERS],
+            "prefix": api_tokens.shown_prefix(token, api_tokens.PARTNER_PREFIX),
             "replaced": replaced,
         },
     )

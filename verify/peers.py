@@ -18,13 +18,12 @@ copies (:class:`RegionCopy`), plus one rate-limited refresh when a token names a
 held list lacks (:func:`refresh_keys`).
 
 A peer that admitted us as its partner gives us an API token out of band; ``peer token``
-holds it sealed (:func:`set_partner_token`), and online status requests to the peer's
+holds it sealed (:mod:`verify.peer_tokens`), and online status requests to the peer's
 pinned URL present it (:class:`verify.sources.PartnerCredential`).
 """
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,8 +55,6 @@ from verify.witness import LogRefused, witness
 # A token naming a kid the held list lacks refetches that peer's list at most this often.
 KEY_REFRESH_INTERVAL: Final = timedelta(seconds=60)
 _FINGERPRINT = re.compile(r"[A-Za-z0-9_-]{43}")
-
-log = logging.getLogger(__name__)
 
 
 class PeerRefused(VerifyError):
