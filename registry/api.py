@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from registry.batch import ItemResult, batch_items, issue_batch
 from registry.catalog import describe, list_types
 from registry.errors import FieldError, InvalidInput
 from registry.identifiers import mask_id_number
@@ -16,7 +16,7 @@ from registry.issuance import find_by_idempotency_key, get_office_certificate, i
 from registry.models import Certificate, Region, SigningKey
 from registry.offices import COMPROMISED
 from registry.regions import current_region
-from registry.requests import parse_issuance_request, request_digest
+from registry.requests import is_idempotency_key, parse_issuance_request, request_digest
 from registry.status import Status, change_status
 from registry.times import iso_utc
 from registry.trust_list import current_trust_list, is_fresh, newest_trust_list
@@ -24,10 +24,8 @@ from web.context import calling_office, db, deployment, json_body, now, office_a
 
 blueprint = Blueprint("registry", __name__)
 
-MAX_IDEMPOTENCY_KEY_LENGTH = 255
-# Visible ASCII and spaces: what an HTTP field value may hold (RFC 9110 §5.5), and all a
-# database text column is sure to store (PostgreSQL refuses NUL).
-_IDEMPOTENCY_KEY = re.compile(rf"[\x20-\x7e]{{1,{MAX_IDEMPOTENCY_KEY_LENGTH}}}")
+# A full batch of large items (1000 × 4 KiB); the app's default stays 1 MiB elsewhere.
+MAX_BATCH_BYTES = 4 * 1024 * 1024
 
 
 @blueprint.get("/api/v1/catalog")
@@ -40,7 +38,7 @@ def issue() -> tuple[Response, int]:
     office = calling_office()
     body = json_body()
     idempotency_key = request.headers.get("Idempotency-Key")
-    if idempotency_key is not None and not _IDEMPOTENCY_KEY.fullmatch(idempotency_key):
+    if idempotency_key is not None and not is_idempotency_key(idempotency_key):
         raise InvalidInput("bad Idempotency-Key", [FieldError("Idempotency-Key", "1 to 255 visible ASCII characters")])
     parsed = parse_issuance_request(body)
     digest = request_digest(body)
@@ -67,6 +65,54 @@ def issue() -> tuple[Response, int]:
             raise
         return _certificate_response(existing, current_region(session), replayed=True), 201
     return _certificate_response(issued.certificate, current_region(session), replayed=issued.replayed), 201
+
+
+@blueprint.post("/api/v1/certificates/batch")
+def issue_many() -> Response:
+    """Issue up to 1000 certificates: one result per item, in item order (registry/batch.py)."""
+    # Only this route reads bodies this large; set before the body is read.
+    request.max_content_length = MAX_BATCH_BYTES
+    office = calling_office()
+    items = batch_items(json_body())
+    session = db()
+    try:
+        results = issue_batch(session, deployment().keyring, office, items, now=now(), actor=office_actor(office))
+        session.commit()
+    except IntegrityError:
+        # A concurrent request with one of these idempotency keys won the race; once it
+        # has committed, a second attempt finds its certificates and replays them.
+        session.rollback()
+        results = issue_batch(session, deployment().keyring, office, items, now=now(), actor=office_actor(office))
+        session.commit()
+    region = current_region(session)
+    answers = [_item_answer(result, region) for result in results]
+    response = jsonify(
+        {
+            "results": answers,
+            "issued": sum(answer["status"] == 201 for answer in answers),
+            "replayed": sum(answer["status"] == 200 for answer in answers),
+            "failed": sum(answer["status"] >= 400 for answer in answers),
+        }
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _item_answer(result: ItemResult, region: Region) -> dict[str, Any]:
+    if result.certificate is not None:
+        status = 200 if result.replayed else 201
+        return {
+            "index": result.index,
+            "status": status,
+            "replayed": result.replayed,
+            "certificate": certificate_resource(result.certificate, region),
+        }
+    assert result.error is not None
+    # The app's own error handler builds the problem, so an item is refused with exactly
+    # the problem details the single endpoint would answer (and the code → HTTP status
+    # table stays in app.py).
+    problem = current_app.make_response(current_app.handle_user_exception(result.error)).get_json()
+    return {"index": result.index, "status": problem["status"], "problem": problem}
 
 
 @blueprint.get("/api/v1/certificates/<path:certificate_id>")

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from registry.models import AuditHead, AuditRecord
@@ -35,34 +36,71 @@ def record(
     subject_type: str,
     subject_id: str,
     details: dict[str, Any] | None = None,
-) -> AuditRecord:
+) -> None:
     """Add an audit record to the caller's transaction (it commits with the change).
 
     ``details`` must never hold secrets or full personal ID numbers.
     """
+    subjects = [(subject_id, details or {})]
+    record_many(session, now=now, actor=actor, action=action, subject_type=subject_type, subjects=subjects)
+
+
+def record_many(
+    session: Session,
+    *,
+    now: datetime,
+    actor: str,
+    action: str,
+    subject_type: str,
+    subjects: Sequence[tuple[str, dict[str, Any]]],
+) -> None:
+    """One record per ``(subject_id, details)``, chained in order under one lock of the
+    head and written with one bulk INSERT (batch issuance: not a statement per record)."""
+    if not subjects:
+        return
     head = session.scalars(select(AuditHead).where(AuditHead.id == HEAD_ID).with_for_update()).first()
     if head is None:
         head = AuditHead(id=HEAD_ID, records=0, chain_hash=GENESIS)
         session.add(head)
-    entry = AuditRecord(
-        recorded_at=now,
-        actor=actor,
-        action=action,
-        subject_type=subject_type,
-        subject_id=subject_id,
-        details=details or {},
-    )
-    entry.chain_hash = chain_hash(head.chain_hash, entry)
-    head.chain_hash = entry.chain_hash
-    head.records += 1
-    session.add(entry)
-    return entry
+    rows = []
+    previous = head.chain_hash
+    for subject_id, details in subjects:
+        previous = _link(previous, now, actor, action, subject_type, subject_id, details)
+        rows.append(
+            {
+                "recorded_at": now,
+                "actor": actor,
+                "action": action,
+                "subject_type": subject_type,
+                "subject_id": subject_id,
+                "details": details,
+                "chain_hash": previous,
+            }
+        )
+    # Rows go in in chain order, so their ids ascend along it (check_chain reads by id).
+    session.execute(insert(AuditRecord), rows)
+    head.chain_hash = previous
+    head.records += len(rows)
 
 
 def chain_hash(previous: bytes, entry: AuditRecord) -> bytes:
     """SHA-256(previous || canonical JSON of the record's content)."""
+    return _link(
+        previous, entry.recorded_at, entry.actor, entry.action, entry.subject_type, entry.subject_id, entry.details
+    )
+
+
+def _link(
+    previous: bytes,
+    recorded_at: datetime,
+    actor: str,
+    action: str,
+    subject_type: str,
+    subject_id: str,
+    details: dict[str, Any],
+) -> bytes:
     canonical = json.dumps(
-        [iso_utc(entry.recorded_at), entry.actor, entry.action, entry.subject_type, entry.subject_id, entry.details],
+        [iso_utc(recorded_at), actor, action, subject_type, subject_id, details],
         ensure_ascii=False,
         sort_keys=True,
         separators=(",", ":"),

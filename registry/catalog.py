@@ -56,7 +56,7 @@ def get_type(session: Session, code: str) -> CertificateType:
 
 def field_errors(certificate_type: CertificateType, fields: dict[str, Any]) -> list[FieldError]:
     """Every way ``fields`` break the type's JSON Schema, as field errors (empty if none)."""
-    validator = Draft202012Validator(certificate_type.fields_schema, format_checker=FormatChecker())
+    validator = _validator(certificate_type)
     errors = []
     for error in sorted(validator.iter_errors(fields), key=lambda e: [str(p) for p in e.absolute_path]):
         path = "/".join(["fields", *(str(p) for p in error.absolute_path)])
@@ -72,6 +72,21 @@ def field_errors(certificate_type: CertificateType, fields: dict[str, Any]) -> l
         else:
             errors.append(FieldError(field=path, message=error.message))
     return errors
+
+
+# Type code → (the schema, its validator): a batch checks up to a thousand items
+# against one loaded type, so its validator is built once, not per item.
+_VALIDATORS: dict[str, tuple[dict[str, Any], Draft202012Validator]] = {}
+
+
+def _validator(certificate_type: CertificateType) -> Draft202012Validator:
+    schema = certificate_type.fields_schema
+    cached = _VALIDATORS.get(certificate_type.code)
+    if cached is not None and cached[0] is schema:  # the very object, not an equal one
+        return cached[1]
+    validator = Draft202012Validator(schema, format_checker=FormatChecker())
+    _VALIDATORS[certificate_type.code] = (schema, validator)
+    return validator
 
 
 def field_labels(certificate_type: CertificateType) -> dict[str, tuple[str, str]]:

@@ -71,3 +71,9 @@ class KeyUnavailable(RegistryError):
     """The office has no active signing key able to sign this certificate type."""
 
     code = "NO_SIGNING_KEY"
+
+
+class BatchTooLarge(RegistryError):
+    """A batch holds more items than one request may (``registry.batch.MAX_BATCH_ITEMS``)."""
+
+    code = "REQUEST_TOO_LARGE"

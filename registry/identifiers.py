@@ -13,14 +13,16 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 from dataclasses import dataclass
 from typing import Final
 
 from stdnum.cn import ric, uscc
-from stdnum.exceptions import ValidationError
+from stdnum.exceptions import InvalidChecksum, InvalidComponent, InvalidFormat, InvalidLength, ValidationError
 from stdnum.iso7064 import mod_37_36
+from stdnum.util import isdigits
 
 CREDIT_CODE: Final = "USCC"
 RESIDENT_ID: Final = "RIC"
@@ -68,9 +70,31 @@ def normalise_resident_id(number: str) -> str:
         IdentifierError: wrong length, unknown region or birth date, or a bad check character.
     """
     try:
-        return str(ric.validate(number))
+        compact = ric.compact(number)
+        if len(compact) != 18:
+            raise InvalidLength()
+        if not isdigits(compact[:-1]):
+            raise InvalidFormat()
+        if compact[-1] != ric.calc_check_digit(compact):
+            raise InvalidChecksum()
+        ric.get_birth_date(compact)
+        if not _known_birth_place(compact[:6]):
+            raise InvalidComponent()
     except ValidationError as error:
         raise IdentifierError(f"not a valid resident ID number: {error}") from error
+    return compact
+
+
+@functools.lru_cache(maxsize=4096)
+def _known_birth_place(region_code: str) -> bool:
+    """Whether GB/T 2260 lists ``region_code``. python-stdnum scans its whole table for
+    each lookup (about 2 ms), so the few thousand codes there are stay cached; with the
+    checks before it, this is ``ric.validate``."""
+    try:
+        ric.get_birth_place(region_code)
+    except ValidationError:
+        return False
+    return True
 
 
 def normalise_id_number(id_type: str, number: str) -> str:
@@ -108,7 +132,9 @@ def mask_resident_ids_in_text(text: str) -> str:
 
     def mask(match: re.Match[str]) -> str:
         number = match.group(0)
-        if not ric.is_valid(number):
+        try:
+            normalise_resident_id(number)
+        except IdentifierError:
             return number
         return mask_id_number(RESIDENT_ID, number.upper())
 
@@ -130,7 +156,10 @@ class CertificateId:
 
     @classmethod
     def new(cls, type_code: str, office_code: str, version: int = 1) -> CertificateId:
-        serial = "".join(secrets.choice(_CROCKFORD) for _ in range(SERIAL_LENGTH))
+        # One draw of 65 bits, 5 per character: the same uniform serial as 13 separate
+        # secrets.choice calls, at a thirteenth of the calls to the CSPRNG.
+        bits = secrets.randbits(5 * SERIAL_LENGTH)
+        serial = "".join(_CROCKFORD[(bits >> (5 * place)) & 31] for place in range(SERIAL_LENGTH))
         return cls(type_code=type_code, office_code=office_code, serial=serial, version=f"{version:02d}")
 
     @classmethod

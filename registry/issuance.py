@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -9,11 +10,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from registry import audit, log
+from registry.bulk import insert_new
 from registry.catalog import field_errors, get_type
 from registry.claims import CertificateClaims, HolderClaims
 from registry.errors import FieldError, IdempotencyConflict, InvalidInput, NotAllowed, NotFound
 from registry.identifiers import CertificateId, IdentifierError, mask_id_number, normalise_id_number
-from registry.models import Certificate, CertificateType, Office, SigningKey
+from registry.models import Certificate, CertificateType, Office, Region, SigningKey
 from registry.offices import signing_key_for
 from registry.regions import current_region, take_status_index
 from registry.requests import IssuanceRequest
@@ -76,6 +78,52 @@ def issue_certificate(
         existing = find_by_idempotency_key(session, office, idempotency_key, digest)
         if existing is not None:
             return Issued(existing, replayed=True)
+    approved = approve(session, office, request, now=now)
+    region = current_region(session)
+    certificate = sign_certificate(
+        keyring,
+        region,
+        office,
+        approved,
+        status_index=take_status_index(session, region),
+        now=now,
+        idempotency_key=idempotency_key,
+        digest=digest,
+    )
+    record_issued(session, [certificate], now=now, actor=actor)
+    return Issued(certificate, replayed=False)
+
+
+@dataclass(frozen=True)
+class Approved:
+    """A request that passed every check: signing it needs only a status-list position."""
+
+    request: IssuanceRequest
+    certificate_type: CertificateType
+    key: SigningKey
+    id_number: str  # normalised
+    valid_from: datetime
+    valid_until: datetime | None
+
+
+def approve(
+    session: Session,
+    office: Office,
+    request: IssuanceRequest,
+    *,
+    now: datetime,
+    key_for: Callable[[str], SigningKey] | None = None,
+) -> Approved:
+    """Check ``request`` against the catalog and the office; nothing is written.
+
+    ``key_for(type_code)`` finds the signing key (default: :func:`signing_key_for`; a
+    batch passes a cached one).
+
+    Raises:
+        InvalidInput: every bad field, listed.
+        NotAllowed: the office may not issue this type.
+        KeyUnavailable: the office has no active key for the type.
+    """
     try:
         certificate_type = get_type(session, request.type_code)
     except NotFound as error:
@@ -83,18 +131,39 @@ def issue_certificate(
     if certificate_type.code not in office.types:
         raise NotAllowed(f"office {office.credit_code} may not issue {certificate_type.code} certificates")
     id_number, valid_from, valid_until = _validate(certificate_type, request, now)
-    key = signing_key_for(session, office, certificate_type.code)
-    region = current_region(session)
+    key = key_for(certificate_type.code) if key_for else signing_key_for(session, office, certificate_type.code)
+    return Approved(request, certificate_type, key, id_number, valid_from, valid_until)
+
+
+def sign_certificate(
+    keyring: KeyRing,
+    region: Region,
+    office: Office,
+    approved: Approved,
+    *,
+    status_index: int,
+    now: datetime,
+    idempotency_key: str | None,
+    digest: str | None,
+) -> Certificate:
+    """Sign an approved request into a new certificate, not yet added to any session.
+
+    Raises:
+        InvalidInput: the signed token would not fit in a QR code.
+        KeyStorageError: the key cannot be decrypted.
+    """
+    request, certificate_type, key = approved.request, approved.certificate_type, approved.key
     certificate_id = str(CertificateId.new(certificate_type.code, office.credit_code))
     issued_at = now.replace(microsecond=0)
-    status_index = take_status_index(session, region)
     claims = CertificateClaims(
         region=region.code,
         certificate_id=certificate_id,
         issued_at=int(issued_at.timestamp()),
-        not_before=int(valid_from.timestamp()),
-        expires=None if valid_until is None else int(valid_until.timestamp()),
-        holder=HolderClaims(name=request.holder.name, id_number=mask_id_number(request.holder.id_type, id_number)),
+        not_before=int(approved.valid_from.timestamp()),
+        expires=None if approved.valid_until is None else int(approved.valid_until.timestamp()),
+        holder=HolderClaims(
+            name=request.holder.name, id_number=mask_id_number(request.holder.id_type, approved.id_number)
+        ),
         fields=tuple(request.fields.get(name) for name in certificate_type.qr_fields),
         status_index=status_index,
     )
@@ -103,39 +172,43 @@ def issue_certificate(
         # Refuse now rather than hand out a certificate that can never verify.
         qr = [FieldError(f"fields/{name}", "too long for the QR code") for name in certificate_type.qr_fields]
         raise InvalidInput("the certificate's signed data is too large for its QR code", qr)
-    certificate = Certificate(
+    return Certificate(
         id=certificate_id,
         type_code=certificate_type.code,
         office_id=office.id,
         kid=key.kid,
         holder_name=request.holder.name,
         holder_id_type=request.holder.id_type,
-        holder_id_number=id_number,
+        holder_id_number=approved.id_number,
         fields=request.fields,
-        valid_from=valid_from.replace(microsecond=0),
-        valid_until=None if valid_until is None else valid_until.replace(microsecond=0),
+        valid_from=approved.valid_from.replace(microsecond=0),
+        valid_until=None if approved.valid_until is None else approved.valid_until.replace(microsecond=0),
         issued_at=issued_at,
         status=Status.VALID.value,
         token=token,
         idempotency_key=idempotency_key,
         request_digest=digest if idempotency_key is not None else None,
         status_index=status_index,
+        history=[],  # a new certificate has none; saying so spares a query per answer
     )
-    session.add(certificate)
-    certificate.log_index = log.append(
-        session, kind=log.ISSUANCE, certificate_id=certificate_id, data=token.encode("ascii"), now=now
-    ).position
-    audit.record(
+
+
+def record_issued(session: Session, certificates: list[Certificate], *, now: datetime, actor: str) -> None:
+    """Store newly signed certificates with their log entries (in list order) and audit
+    records in the caller's transaction, a bulk INSERT for each."""
+    entries = log.append_many(session, [(log.ISSUANCE, c.id, c.token.encode("ascii")) for c in certificates], now=now)
+    for certificate, entry in zip(certificates, entries, strict=True):
+        certificate.log_index = entry.position
+    insert_new(session, certificates)
+    audit.record_many(
         session,
         now=now,
         actor=actor,
         action="certificate.issue",
         subject_type="certificate",
-        subject_id=certificate_id,
-        details={"type": certificate_type.code, "kid": key.kid},
+        subjects=[(c.id, {"type": c.type_code, "kid": c.kid}) for c in certificates],
     )
     session.flush()
-    return Issued(certificate, replayed=False)
 
 
 def _validate(

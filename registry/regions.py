@@ -118,19 +118,32 @@ def init_region(
     return region
 
 
-def take_status_index(session: Session, region: Region) -> int:
-    """The next free position in the region's status list.
+def take_status_index(session: Session, region: Region, count: int = 1) -> int:
+    """The next free position in the region's status list (the first of ``count``
+    consecutive ones).
 
     One atomic UPDATE ... RETURNING: concurrent issuers get distinct, gap-free positions
-    (the row lock serialises them for the instant of the update, on PostgreSQL and SQLite).
+    (the row lock serialises them until commit, on PostgreSQL and SQLite).
     """
     taken = session.execute(
         update(Region)
         .where(Region.id == region.id)
-        .values(next_status_index=Region.next_status_index + 1)
+        .values(next_status_index=Region.next_status_index + count)
         .returning(Region.next_status_index)
     ).scalar_one()
-    return int(taken) - 1
+    return int(taken) - count
+
+
+def give_back_status_indexes(session: Session, region: Region, count: int) -> None:
+    """Return the last ``count`` positions this transaction took and did not use.
+
+    Safe only in the transaction that took them: its row lock keeps every other issuer
+    from taking positions after them, so the list stays gap-free.
+    """
+    if count:
+        session.execute(
+            update(Region).where(Region.id == region.id).values(next_status_index=Region.next_status_index - count)
+        )
 
 
 def root_fingerprint(region: Region) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from typing import Any
@@ -15,6 +16,10 @@ from registry.text import clean_text, clean_tree
 # valid_until ends it (the certificate is valid through the day printed on it).
 CHINA_STANDARD_TIME = timezone(timedelta(hours=8), "CST")
 MAX_NAME_LENGTH = 100
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
+# Visible ASCII and spaces: what an HTTP field value may hold (RFC 9110 §5.5), and all a
+# database text column is sure to store (PostgreSQL refuses NUL).
+_IDEMPOTENCY_KEY = re.compile(rf"[\x20-\x7e]{{1,{MAX_IDEMPOTENCY_KEY_LENGTH}}}")
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,11 @@ def request_digest(body: Any) -> str:
     """A digest of a request body, independent of member order, for idempotency checks."""
     canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def is_idempotency_key(value: object) -> bool:
+    """Whether ``value`` may serve as an idempotency key (header or batch item member)."""
+    return isinstance(value, str) and _IDEMPOTENCY_KEY.fullmatch(value) is not None
 
 
 def parse_issuance_request(body: Any) -> IssuanceRequest:
