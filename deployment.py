@@ -21,7 +21,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from registry.database import is_sqlite, make_engine, make_session_factory
 from signing.keystore import KeyRing
+from verify.cache import RegistryViewCache
 from verify.fetch import Fetcher
+from verify.log_cache import OwnLogCache
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +168,11 @@ class Deployment:
         self.clock = clock
         # One HTTP client for fetching peers' signed documents (trust and status lists).
         self.fetcher = Fetcher()
+        # What every verification reads besides the certificate (region, keys, catalog,
+        # peers), kept for this process until the database's cache generation moves.
+        self.registry_views = RegistryViewCache(self.keyring)
+        # Our log's proof nodes (never change) and newest checkpoint (reused for seconds).
+        self.log_cache = OwnLogCache()
 
     def now(self) -> datetime:
         return self.clock()

@@ -19,18 +19,20 @@ Transparency and the C2SP tlog-checkpoint / signed-note formats).
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Final, TypeVar
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Select, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from registry.bulk import insert_new
 from registry.errors import RegistryError
 from registry.merkle import (
     NodeReader,
@@ -41,6 +43,7 @@ from registry.merkle import (
     root,
 )
 from registry.models import LogCheckpoint, LogEntry, LogNode, Region
+from registry.node_cache import NodeCache
 from registry.regions import current_region
 from registry.times import iso_utc
 from signing.keystore import KeyRing
@@ -52,6 +55,8 @@ ISSUANCE: Final = "issue"
 STATUS_CHANGE: Final = "status"
 STATUS_STATEMENT: Final = "ecert-status-change/v1"
 MAX_ENTRIES_PER_PAGE: Final = 1000
+# Well under SQLite's (32766) and PostgreSQL's (65535) limits on a statement's parameters.
+MAX_NODES_PER_QUERY: Final = 20_000
 
 
 class LogCorrupted(RegistryError):
@@ -95,10 +100,11 @@ def append_many(session: Session, items: list[tuple[str, str, bytes]], *, now: d
         )
         for offset, (kind, certificate_id, data) in enumerate(items)
     ]
-    session.add_all(entries)
     nodes = nodes_completed_by_batch(start, hashed, node_reader(session))
-    session.add_all(LogNode(level=n.level, position=n.index, hash=n.hash) for n in nodes)
-    session.flush()
+    insert_new(session, entries)
+    # About two nodes per entry: a bulk INSERT, not ORM objects (a 1000-entry batch's
+    # nodes would otherwise cost more than its signatures).
+    session.execute(insert(LogNode), [{"level": n.level, "position": n.index, "hash": n.hash} for n in nodes])
     return entries
 
 
@@ -131,31 +137,46 @@ def node_reader(session: Session) -> NodeReader:
 
 
 def with_nodes(session: Session, compute: Callable[[NodeReader], T]) -> T:
-    """``compute(reader)`` with every node it reads fetched in one query.
+    """``compute(reader)`` with every node it reads fetched in one query."""
+    return compute(nodes_for(session, [compute]))
+
+
+def nodes_for(
+    session: Session, computations: Iterable[Callable[[NodeReader], object]], cache: NodeCache | None = None
+) -> NodeReader:
+    """A reader holding every node the ``computations`` read, fetched together: one query
+    for up to :data:`MAX_NODES_PER_QUERY` distinct nodes (a batch's proofs share most of
+    theirs near the root). With a ``cache``, only the nodes it lacks are fetched (none:
+    no query), and those are kept in it; pass one only with a session that sees committed
+    rows alone (:mod:`registry.node_cache`).
 
     Which nodes a root or proof reads depends only on the sizes and indices, never on
-    the hashes, so ``compute`` runs once with a recording reader (placeholder hashes) to
-    learn them, then again over the fetched rows: one round trip instead of one per node.
+    the hashes, so each computation runs once here with a recording reader (placeholder
+    hashes) to learn them; the caller then runs it again over the returned reader. The
+    reader raises :class:`LogCorrupted` for a node the log lacks.
     """
-    wanted: list[tuple[int, int]] = []
+    wanted: set[tuple[int, int]] = set()
 
     def record(level: int, position: int) -> bytes:
-        wanted.append((level, position))
+        wanted.add((level, position))
         return bytes(32)
 
-    compute(record)
+    for compute in computations:
+        compute(record)
+    found = {} if cache is None else cache.known(wanted)
     by_level: dict[int, set[int]] = {}
-    for level, position in wanted:
+    for level, position in wanted.difference(found):
         by_level.setdefault(level, set()).add(position)
-    # One OR term per level: SQLite searches the primary key for each (a row-value IN
-    # would scan the whole table).
-    found: dict[tuple[int, int], bytes] = {}
-    if by_level:
-        condition = or_(
-            *(and_(LogNode.level == level, LogNode.position.in_(sorted(ps))) for level, ps in by_level.items())
-        )
-        rows = session.execute(select(LogNode.level, LogNode.position, LogNode.hash).where(condition))
-        found.update({(level, position): bytes(hashed) for level, position, hashed in rows})
+    fetched: dict[tuple[int, int], bytes] = {}
+    for part in _node_queries(by_level):
+        parameters: dict[str, object] = {}
+        for term, (level, positions) in enumerate(part):
+            parameters[f"level{term}"], parameters[f"positions{term}"] = level, positions
+        rows = session.execute(_nodes_query(len(part)), parameters)
+        fetched.update({(level, position): bytes(hashed) for level, position, hashed in rows})
+    if cache is not None:
+        cache.keep(fetched)
+    found.update(fetched)
 
     def read(level: int, position: int) -> bytes:
         hashed = found.get((level, position))
@@ -163,7 +184,44 @@ def with_nodes(session: Session, compute: Callable[[NodeReader], T]) -> T:
             raise LogCorrupted(f"the log has no node ({level}, {position}): its tables were edited")
         return hashed
 
-    return compute(read)
+    return read
+
+
+@functools.cache
+def _nodes_query(terms: int) -> Select[tuple[int, int, bytes]]:
+    """The nodes of ``terms`` levels, each with its list of positions (bound parameters
+    ``level<i>`` and ``positions<i>``): built once per number of levels, so the statement
+    is not rebuilt for every proof."""
+    # One OR term per level: SQLite searches the primary key for each (a row-value IN
+    # would scan the whole table).
+    condition = or_(
+        *(
+            and_(
+                LogNode.level == bindparam(f"level{term}"),
+                LogNode.position.in_(bindparam(f"positions{term}", expanding=True)),
+            )
+            for term in range(terms)
+        )
+    )
+    return select(LogNode.level, LogNode.position, LogNode.hash).where(condition)
+
+
+def _node_queries(by_level: dict[int, set[int]]) -> Iterator[list[tuple[int, list[int]]]]:
+    """(level, positions) terms, grouped so that no query binds more than
+    :data:`MAX_NODES_PER_QUERY` positions (both databases cap a statement's parameters)."""
+    part: list[tuple[int, list[int]]] = []
+    room = MAX_NODES_PER_QUERY
+    for level, positions in sorted(by_level.items()):
+        ordered = sorted(positions)
+        while ordered:
+            taken, ordered = ordered[:room], ordered[room:]
+            part.append((level, taken))
+            room -= len(taken)
+            if room == 0:
+                yield part
+                part, room = [], MAX_NODES_PER_QUERY
+    if part:
+        yield part
 
 
 def tree_size(session: Session) -> int:

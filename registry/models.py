@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, LargeBinary, MetaData, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from registry import generation
 from registry.append_only import APPEND_ONLY_TABLES, install_on_create
 from registry.columns import UTCDateTime
 
@@ -324,5 +325,18 @@ class LogCheckpoint(Base):
     signed_at: Mapped[datetime]
 
 
+class CacheGeneration(Base):
+    """One row: a counter the database bumps (by triggers, :mod:`registry.generation`) when
+    the region's name or URL, an office, a signing key, the catalog or a peer changes;
+    processes that cache those rebuild when it moves."""
+
+    __tablename__ = "cache_generation"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    value: Mapped[int]
+
+
 for _name in APPEND_ONLY_TABLES:
     install_on_create(Base.metadata.tables[_name])
+for _name in generation.WATCHED_TABLES:
+    generation.install_on_create(Base.metadata.tables[_name])

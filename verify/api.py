@@ -1,16 +1,17 @@
-"""HTTP API of the verifier: ``POST /api/v1/verify`` and ``POST /api/v1/verify/pdf``."""
+"""HTTP API of the verifier: ``POST /api/v1/verify``, ``POST /api/v1/verify/batch`` and
+``POST /api/v1/verify/pdf``."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from documents.errors import PdfTooLarge
 from documents.reading import MAX_PDF_BYTES, PdfReading, has_visible_text, read_certificate_pdf, visible_mismatches
-from verify.errors import BadVerificationRequest
-from verify.peers import live_trust_store
+from verify import live
+from verify.errors import BadVerificationRequest, BatchTooLarge
 from verify.report import WITHHELD, VerificationReport, answer
 from verify.verifier import Verifier
 from web.context import deployment, json_body, now, read_db
@@ -20,6 +21,10 @@ blueprint = Blueprint("verify", __name__)
 
 # Room for the multipart boundary and part headers around a PDF of the largest size.
 MULTIPART_OVERHEAD = 64 * 1024
+MAX_BATCH_TOKENS: Final = 1000
+# A full batch of tokens of the largest size (1000 × 4096 characters); 1 MiB elsewhere.
+MAX_BATCH_BYTES: Final = 4 * 1024 * 1024
+BATCH_ENDPOINT: Final = "verify.verify_batch"
 
 
 @blueprint.post("/api/v1/verify")
@@ -31,18 +36,59 @@ def verify() -> Response:
     return response
 
 
+@blueprint.post("/api/v1/verify/batch")
+def verify_batch() -> Response:
+    """Verify up to :data:`MAX_BATCH_TOKENS` tokens (partner systems): one answer each, in
+    order, each the answer ``POST /api/v1/verify`` gives for that token. The rate limit
+    counts every token (:mod:`web.limits`)."""
+    reports = live_verifier().verify_many(batch_tokens())
+    response = jsonify({"answers": [answer(report) for report in reports]})
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def batch_tokens() -> list[str]:
+    """The tokens of this request's ``{"tokens": [...]}`` body (read once per request:
+    the rate limit counts them before the view verifies them).
+
+    Raises:
+        HttpProblem: the body is not JSON (415, 400).
+        RequestEntityTooLarge: the body is over :data:`MAX_BATCH_BYTES`.
+        BadVerificationRequest: not exactly ``{"tokens": [...]}`` with 1 or more strings.
+        BatchTooLarge: more than :data:`MAX_BATCH_TOKENS` tokens.
+    """
+    if "ecert_batch_tokens" not in g:
+        # Only this route takes bodies this large; set before the body is read.
+        request.max_content_length = MAX_BATCH_BYTES
+        body = json_body()
+        if not isinstance(body, dict) or set(body) != {"tokens"} or not isinstance(body["tokens"], list):
+            raise BadVerificationRequest('send {"tokens": ["...", ...]}')
+        tokens = body["tokens"]
+        if not tokens:
+            raise BadVerificationRequest("send at least one token in tokens")
+        if len(tokens) > MAX_BATCH_TOKENS:
+            raise BatchTooLarge(f"at most {MAX_BATCH_TOKENS} tokens per request; this one has {len(tokens)}")
+        for position, token in enumerate(tokens):
+            if not isinstance(token, str):
+                raise BadVerificationRequest(f"tokens[{position}] is not a string")
+        g.ecert_batch_tokens = tokens
+    return g.ecert_batch_tokens  # type: ignore[no-any-return]
+
+
 def live_verifier() -> Verifier:
     """The request's verifier: our registry, our peers, online status from other regions."""
     running = deployment()
-    trust = live_trust_store(
+    return live.live_verifier(
         read_db(),
+        views=running.registry_views,
+        log_cache=running.log_cache,
         writer=running.sessions,
         keyring=running.keyring,
         fetcher=running.fetcher,
         now=now(),
+        leeway=running.settings.verify_leeway,
         actor="verifier",
     )
-    return Verifier(read_db(), now=now(), leeway=running.settings.verify_leeway, trust=trust)
 
 
 def verify_request(body: Any) -> VerificationReport:

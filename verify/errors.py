@@ -20,6 +20,12 @@ class BadVerificationRequest(VerifyError):
     code = "BAD_REQUEST"
 
 
+class BatchTooLarge(VerifyError):
+    """A batch holds more tokens than one request may (``verify.api.MAX_BATCH_TOKENS``)."""
+
+    code = "REQUEST_TOO_LARGE"
+
+
 class VerificationFailed(VerifyError):
     """A certificate did not verify VALID. ``report`` says why (INVALID or UNDETERMINED)."""
 

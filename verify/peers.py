@@ -25,7 +25,6 @@ pinned URL present it (:class:`verify.sources.PartnerCredential`).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -36,8 +35,8 @@ from sqlalchemy.orm import Session
 
 from registry import audit
 from registry.errors import AlreadyExists, FieldError, InvalidInput, NotFound
-from registry.log import current_checkpoint, ensure_log_key
-from registry.models import LogCheckpoint, Peer
+from registry.log import ensure_log_key
+from registry.models import Peer
 from registry.regions import find_region
 from registry.trust_list import TRUST_LIST_PATH
 from signing.errors import KeyStorageError
@@ -48,7 +47,7 @@ from verify.errors import VerifyError
 from verify.fetch import Fetcher, FetchFailed
 from verify.peer_tokens import partner_credential
 from verify.status_sources import MAX_LIST_LENGTH, StatusDataRefused, read_status_list
-from verify.trust import RegionCopy, TrustStore
+from verify.trust import RegionCopy
 from verify.trust_lists import MAX_TRUST_LIST_LENGTH, SignedTrustList, TrustListError, read_trust_list
 from verify.witness import LogRefused, witness
 
@@ -399,41 +398,3 @@ def _base_url(url: str) -> str:
             [FieldError("url", "the peer's public URL: http(s), without credentials, query or fragment")],
         )
     return url.rstrip("/")
-
-
-def live_trust_store(
-    session: Session,
-    *,
-    writer: Callable[[], Session],
-    fetcher: Fetcher,
-    now: datetime,
-    actor: str,
-    keyring: KeyRing | None = None,
-) -> TrustStore:
-    """The trust store of a running deployment: our registry (read through ``session``),
-    the peers it holds, online status lookups, one rate-limited refresh per unknown kid,
-    and, given the ``keyring``, a checkpoint of our log signed when an answer needs one
-    (both written through a session from ``writer``, committed at once) and the partner
-    tokens we hold presented on the online lookups."""
-
-    def checkpoint() -> LogCheckpoint:
-        assert keyring is not None
-        with writer() as writing:
-            signed = current_checkpoint(writing, keyring, now=now)
-            writing.commit()
-            return signed
-
-    def refresh(region_code: str) -> RegionCopy | None:
-        with writer() as writing:
-            copy = refresh_keys(writing, fetcher, region_code, now=now, actor=actor, keyring=keyring)
-            writing.commit()
-            return copy
-
-    return TrustStore(
-        now=now,
-        own=session,
-        copies=lambda: peer_copies(session, keyring),
-        fetcher=fetcher,
-        refresh=refresh,
-        checkpoint=None if keyring is None else checkpoint,
-    )

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from registry.catalog import field_labels
 from registry.claims import CertificateClaims
 from registry.identifiers import CertificateId, mask_id_number
+from registry.models import CertificateType
 from registry.status import Status
 from registry.times import iso_from_epoch, iso_utc
 from verify.codes import REASONS, Verdict
@@ -26,6 +28,18 @@ class TypeInfo:
     holder_id_type: str
     qr_fields: tuple[str, ...]
     labels: dict[str, tuple[str, str]]
+
+
+def type_info(certificate_type: CertificateType) -> TypeInfo:
+    """What a catalog entry says to name a token's fields."""
+    return TypeInfo(
+        code=certificate_type.code,
+        name_zh=certificate_type.name_zh,
+        name_en=certificate_type.name_en,
+        holder_id_type=certificate_type.holder_id_type,
+        qr_fields=tuple(certificate_type.qr_fields),
+        labels=field_labels(certificate_type),
+    )
 
 
 @dataclass(frozen=True)

@@ -18,23 +18,25 @@ key that has since been compromised, and anything else it cannot settle is unava
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
 from urllib.parse import quote, urlsplit
 
+from sqlalchemy import Row, bindparam, select
 from sqlalchemy.orm import Session
 
 from registry import log
 from registry.errors import RegistryError
-from registry.merkle import inclusion_proof, leaf_hash, verify_inclusion
+from registry.merkle import NodeReader, inclusion_proof, leaf_hash, verify_inclusion
 from registry.models import Certificate, LogCheckpoint
 from registry.status import Status
 from signing.errors import SigningError
 from signing.jwk import b64url, public_jwk
 from verify.errors import VerifyError
 from verify.fetch import Fetcher, FetchFailed
+from verify.log_cache import OwnLogCache
 from verify.status_sources import (
     CLOCK_SKEW,
     MAX_ANSWER_LENGTH,
@@ -118,52 +120,117 @@ class PartnerCredential:
         return self.token()
 
 
+RegistryAnswer = RegistryRecord | StatusUnavailable | None
+"""A registry's answer for one token: its record, why it cannot be had, or None (never issued)."""
+
+
 class Registry(Protocol):
-    def lookup(self, token: Lookup) -> RegistryRecord | None:
-        """The record of exactly this token, or None if the registry never issued it.
+    def lookup_many(self, tokens: Sequence[Lookup]) -> list[RegistryAnswer]:
+        """The answer for each token, in order: the record of exactly that token, None if
+        the registry never issued it, or :class:`StatusUnavailable` if it cannot be asked.
 
         Raises:
-            StatusUnavailable: the registry cannot be asked now.
-            sqlalchemy.exc.SQLAlchemyError: our own registry cannot be read.
+            sqlalchemy.exc.SQLAlchemyError: our own registry cannot be read (for all of them).
         """
         ...
 
 
+# Certificate identifiers per query, well under both databases' parameter limits.
+IDS_PER_QUERY: Final = 10_000
+_CERTIFICATE_COLUMNS: Final = select(Certificate.id, Certificate.token, Certificate.status, Certificate.log_index)
+_CERTIFICATES: Final = _CERTIFICATE_COLUMNS.where(Certificate.id.in_(bindparam("ids", expanding=True)))
+# An expanding IN is rendered again at every execution (about 100 µs): the lone
+# identifier of a single verification is asked with ``=``.
+_ONE_CERTIFICATE: Final = _CERTIFICATE_COLUMNS.where(Certificate.id == bindparam("id"))
+
+
 class OwnRegistry:
-    """Our own registry: exact and always current, with the token's place in our log.
+    """Our own registry: exact and always current, with each token's place in our log.
 
     ``checkpoint`` gives a signed checkpoint covering the whole log (a running deployment
     signs one when needed); without it, the newest kept checkpoint is used when it covers
-    the entry, and otherwise the answer carries no log evidence.
+    the entry, and otherwise the answer carries no log evidence. ``log`` is what the
+    deployment keeps of our log between requests (:mod:`verify.log_cache`; pass it only
+    with a reading session); without it, this registry keeps its own while it lives.
+
+    However many tokens, :meth:`lookup_many` reads the certificates in one query, the
+    newest checkpoint in one (none while the held one covers the entries and is recent),
+    and the nodes of every inclusion proof in one (none when all are cached).
     """
 
-    def __init__(self, session: Session, checkpoint: Callable[[], LogCheckpoint] | None = None) -> None:
+    def __init__(
+        self,
+        session: Session,
+        checkpoint: Callable[[], LogCheckpoint] | None = None,
+        *,
+        now: datetime,
+        log: OwnLogCache | None = None,
+    ) -> None:
         self._session = session
         self._checkpoint = checkpoint
+        self._now = now
+        self._log = log or OwnLogCache()
 
-    def lookup(self, token: Lookup) -> RegistryRecord | None:
-        row = self._session.get(Certificate, token.certificate_id)
-        if row is None or row.token.rsplit(".", 1)[0].encode("ascii") != token.signing_input:
-            return None
-        return RegistryRecord(status=Status(row.status), source=OWN_REGISTRY, log=self._evidence(row.log_index))
+    def lookup_many(self, tokens: Sequence[Lookup]) -> list[RegistryAnswer]:
+        rows = {row.id: row for row in self._certificates(sorted({token.certificate_id for token in tokens}))}
+        found = []
+        for token in tokens:
+            row = rows.get(token.certificate_id)
+            # The very token: the same signing input (the signature's spelling may differ).
+            same = row is not None and row.token.rsplit(".", 1)[0].encode("ascii") == token.signing_input
+            found.append(row if same else None)
+        evidence = self._evidence({row.log_index for row in found if row is not None and row.log_index is not None})
+        return [
+            None
+            if row is None
+            else RegistryRecord(status=Status(row.status), source=OWN_REGISTRY, log=evidence.get(row.log_index))
+            for row in found
+        ]
 
-    def _evidence(self, index: int | None) -> LogEvidence | None:
-        """The token's inclusion proof; None when there is none to give. Evidence is extra:
-        a damaged log (``log audit`` reports it) or an unusable log key never turns an
-        answer into an error."""
-        if index is None:
-            return None
-        try:
-            checkpoint = log.newest_checkpoint(self._session)
-            if (checkpoint is None or checkpoint.size <= index) and self._checkpoint is not None:
-                checkpoint = self._checkpoint()
-            if checkpoint is None or checkpoint.size <= index:
-                return None
-            size = checkpoint.size
-            proof = log.with_nodes(self._session, lambda read: inclusion_proof(index, size, read))
-        except (RegistryError, SigningError):
-            return None
-        return LogEvidence(index, checkpoint.size, tuple(proof), checkpoint.note)
+    def _certificates(self, ids: list[str]) -> Iterator[Row[Any]]:
+        """The rows of the certificates ``ids`` that exist: Core rows through the session's
+        connection (plain columns need none of the ORM's statement handling)."""
+        connection = self._session.connection()
+        if len(ids) == 1:
+            yield from connection.execute(_ONE_CERTIFICATE, {"id": ids[0]})
+            return
+        for start in range(0, len(ids), IDS_PER_QUERY):
+            yield from connection.execute(_CERTIFICATES, {"ids": ids[start : start + IDS_PER_QUERY]})
+
+    def _evidence(self, indices: set[int]) -> dict[int, LogEvidence]:
+        """Inclusion proofs of the entries at ``indices``, under one checkpoint covering
+        them all; an entry without a proof to give is left out. Evidence is extra: a damaged
+        log (``log audit`` reports it) or an unusable log key never turns an answer into an
+        error."""
+        if not indices:
+            return {}
+        held = self._log.checkpoint_covering(max(indices) + 1, self._now)
+        if held is None:
+            try:
+                checkpoint = log.newest_checkpoint(self._session)
+                if (checkpoint is None or checkpoint.size <= max(indices)) and self._checkpoint is not None:
+                    checkpoint = self._checkpoint()
+            except (RegistryError, SigningError):
+                return {}
+            if checkpoint is None:
+                return {}
+            size, note = checkpoint.size, checkpoint.note
+            self._log.hold(size, note, self._now)
+        else:
+            size, note = held.size, held.note
+        proofs = {index: _proof_of(index, size) for index in sorted(indices) if index < size}
+        read = log.nodes_for(self._session, proofs.values(), self._log.nodes)
+        evidence = {}
+        for index, proof in proofs.items():
+            try:
+                evidence[index] = LogEvidence(index, size, tuple(proof(read)), note)
+            except RegistryError:
+                continue
+        return evidence
+
+
+def _proof_of(index: int, size: int) -> Callable[[NodeReader], list[bytes]]:
+    return lambda read: inclusion_proof(index, size, read)
 
 
 class PeerRegistry:
@@ -191,7 +258,18 @@ class PeerRegistry:
         self._checkpoint = checkpoint
         self._credential = credential
 
+    def lookup_many(self, tokens: Sequence[Lookup]) -> list[RegistryAnswer]:
+        """One token after another (each is its own request to the issuing region)."""
+        answers: list[RegistryAnswer] = []
+        for token in tokens:
+            try:
+                answers.append(self.lookup(token))
+            except StatusUnavailable as error:
+                answers.append(error)
+        return answers
+
     def lookup(self, token: Lookup) -> RegistryRecord | None:
+        """Raises: StatusUnavailable: no source can say."""
         if self._listed.status_key is None:
             raise StatusUnavailable(f"region {self._listed.region_code} publishes no status key")
         key = public_jwk(self._listed.status_key)

@@ -2,10 +2,11 @@
 registries answer.
 
 One :class:`TrustStore` serves every verification, keyed by (region, kid): our own
-region is read from our registry (always current); each peer from the signed copies
-``peer sync`` stored (:mod:`verify.peers`), re-verified under its pinned root; with an
-offline bundle, every region from the bundle (:mod:`verify.bundle`). Keys come only
-from those lists, never from a token.
+region and its keys from our registry, as a :class:`HeldTrust` (which a running
+deployment caches per process until the database says it changed, :mod:`verify.cache`);
+each peer from the signed copies ``peer sync`` stored (:mod:`verify.peers`), re-verified
+under its pinned root; with an offline bundle, every region from the bundle
+(:mod:`verify.bundle`). Keys come only from those lists, never from a token.
 """
 
 from __future__ import annotations
@@ -17,15 +18,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from registry.models import LogCheckpoint, Office, SigningKey
-from registry.offices import COMPROMISED
-from registry.regions import find_region
-from signing.algorithms import Algorithm, PublicKey, require_algorithm
-from signing.jwk import load_public_jwk
+from registry.models import LogCheckpoint
+from signing.algorithms import Algorithm, PublicKey
 from verify.fetch import Fetcher
+from verify.log_cache import OwnLogCache
 from verify.sources import OwnRegistry, PartnerCredential, PeerRegistry, Registry
 from verify.trust_lists import SignedTrustList, TrustListError, read_trust_list
 
@@ -73,14 +71,26 @@ class RegionCopy:
     credential: PartnerCredential | None = None
 
 
-class TrustStore:
-    """Our own region (from ``own``, a registry session) and other regions (their copies).
+@dataclass(frozen=True)
+class HeldTrust:
+    """What a trust store holds: our own region and its keys by kid (none offline), and the
+    other regions' copies by region code. Immutable, so one can serve many verifications."""
 
-    ``fetcher`` lets peer lookups ask the issuing region online; without it (offline
-    bundle) only cached status lists answer; ``valid_until`` (the bundle's expiry) caps
-    every list's; ``checkpoint`` signs a checkpoint of our log when answers need one.
-    ``refresh`` is called at most once per
-    region per verifier when a token names a kid that region's held list lacks; it
+    region: TrustedRegion | None
+    keys: Mapping[str, TrustedKey]
+    copies: Mapping[str, RegionCopy]
+
+
+class TrustStore:
+    """Our own region and other regions, from ``held`` (read when first needed, once per
+    store); ``own``, the registry session, answers for our certificates.
+
+    An offline bundle passes its ``copies`` instead of ``held``. ``fetcher`` lets peer
+    lookups ask the issuing region online; without it (offline bundle) only cached status
+    lists answer; ``valid_until`` (the bundle's expiry) caps every list's; ``checkpoint``
+    signs a checkpoint of our log when answers need one; ``log_cache`` is what the
+    deployment keeps of our log between requests (:mod:`verify.log_cache`). ``refresh`` is called at most
+    once per region per store when a token names a kid that region's held list lacks; it
     returns the copies held afterwards (or None).
     """
 
@@ -89,29 +99,35 @@ class TrustStore:
         *,
         now: datetime,
         own: Session | None,
-        copies: Mapping[str, RegionCopy] | Callable[[], Mapping[str, RegionCopy]],
+        held: Callable[[], HeldTrust] | None = None,
+        copies: Mapping[str, RegionCopy] | None = None,
         fetcher: Fetcher | None = None,
         refresh: Callable[[str], RegionCopy | None] | None = None,
         valid_until: datetime | None = None,
         checkpoint: Callable[[], LogCheckpoint] | None = None,
+        log_cache: OwnLogCache | None = None,
     ) -> None:
+        if (held is None) == (copies is None):
+            raise ValueError("pass either held (our registry's trust) or copies (a bundle's)")
         self._now = now
         self._own = own
-        self._copies_source = copies
-        self._copies: dict[str, RegionCopy] | None = None
+        self._source = held or (lambda: HeldTrust(region=None, keys={}, copies=copies or {}))
+        self._trust: HeldTrust | None = None
+        # Copies refreshed by this store (an unknown kid): they shadow the held ones.
+        self._refreshed_copies: dict[str, RegionCopy] = {}
         self._fetcher = fetcher
         self._refresh = refresh
         self._refreshed: set[str] = set()
         self._valid_until = valid_until
         self._checkpoint = checkpoint
+        self._log_cache = log_cache
 
     # -- the verifier's questions
 
     def region(self, code: str) -> TrustedRegion | None:
-        if self._own is not None:
-            own = find_region(self._own)
-            if own is not None and own.code == code:
-                return TrustedRegion(code=own.code, name=own.name, public_url=own.public_url)
+        own = self._held().region
+        if own is not None and own.code == code:
+            return own
         listed = self._listed(code)
         if listed is None:
             return None
@@ -120,23 +136,24 @@ class TrustStore:
 
     def key(self, region: TrustedRegion, kid: str) -> TrustedKey | None:
         if region.expires_at is None:
-            return self._own_key(kid)
+            return self._held().keys.get(kid)
         listed = self._listed(region.code)
         found = None if listed is None else _listed_key(listed, kid)
         if found is None and self._refresh is not None and region.code not in self._refreshed:
             self._refreshed.add(region.code)
             copy = self._refresh(region.code)
             if copy is not None:
-                self._held()[region.code] = copy
+                self._refreshed_copies[region.code] = copy
                 listed = self._listed(region.code)
                 found = None if listed is None else _listed_key(listed, kid)
         return found
 
     def registry(self, region: TrustedRegion) -> Registry:
         if region.expires_at is None and self._own is not None:
-            return OwnRegistry(self._own, self._checkpoint)
-        copy = self._held()[region.code]
+            return OwnRegistry(self._own, self._checkpoint, now=self._now, log=self._log_cache)
+        copy = self._copy(region.code)
         listed = self._listed(region.code)
+        assert copy is not None
         assert listed is not None
         return PeerRegistry(
             listed,
@@ -149,38 +166,22 @@ class TrustStore:
 
     # -- where the answers come from
 
-    def _held(self) -> dict[str, RegionCopy]:
-        if self._copies is None:
-            source = self._copies_source
-            self._copies = dict(source() if callable(source) else source)
-        return self._copies
+    def _held(self) -> HeldTrust:
+        if self._trust is None:
+            self._trust = self._source()
+        return self._trust
+
+    def _copy(self, code: str) -> RegionCopy | None:
+        return self._refreshed_copies.get(code) or self._held().copies.get(code)
 
     def _listed(self, code: str) -> SignedTrustList | None:
-        copy = self._held().get(code)
+        copy = self._copy(code)
         if copy is None:
             return None
         listed = _verified(copy.trust_list, json.dumps(copy.root_public_jwk, sort_keys=True))
         # A stored copy that no longer verifies is as good as none (it cannot happen
         # unless the database was edited): the region is then not recognised.
         return listed if listed is not None and listed.region_code == code else None
-
-    def _own_key(self, kid: str) -> TrustedKey | None:
-        assert self._own is not None
-        row = self._own.scalars(select(SigningKey).where(SigningKey.kid == kid)).first()
-        if row is None:
-            return None
-        office: Office = row.office
-        return TrustedKey(
-            kid=row.kid,
-            algorithm=require_algorithm(row.algorithm),
-            public_key=load_public_jwk(row.public_jwk),
-            office_code=office.credit_code,
-            office_name=office.name,
-            types=frozenset(row.types),
-            not_before=row.not_before,
-            not_after=row.not_after,
-            compromised_since=row.compromised_since if row.state == COMPROMISED else None,
-        )
 
 
 @functools.lru_cache(maxsize=256)

@@ -8,14 +8,16 @@ the same steps, so they cannot disagree.
 
 from __future__ import annotations
 
-from dataclasses import replace
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from registry.catalog import field_labels, reference_type_definitions
+from registry.catalog import reference_type_definitions
 from registry.claims import CertificateClaims
 from registry.identifiers import CertificateId, IdentifierError
 from registry.models import CertificateType
@@ -23,11 +25,11 @@ from registry.status import Status
 from signing.algorithms import verify_signature
 from signing.errors import TokenFormatError
 from signing.tokens import MAX_TOKEN_LENGTH, parse_token
+from verify.cache import uncached_view
 from verify.codes import Verdict
 from verify.errors import VerificationFailed
-from verify.peers import peer_copies
-from verify.report import TypeInfo, VerificationReport
-from verify.sources import Lookup, Registry, StatusUnavailable
+from verify.report import TypeInfo, VerificationReport, type_info
+from verify.sources import Lookup, Registry, RegistryAnswer, StatusUnavailable
 from verify.trust import TrustedKey, TrustedRegion, TrustStore
 
 DEFAULT_LEEWAY = timedelta(seconds=60)
@@ -45,6 +47,15 @@ class Catalog(Protocol):
     def __call__(self, type_code: str) -> TypeInfo | None: ...
 
 
+@dataclass(frozen=True)
+class _Signed:
+    """A token through steps 1 to 6: its report so far, and what step 7 asks its region."""
+
+    report: VerificationReport
+    region: TrustedRegion
+    lookup: Lookup
+
+
 class Verifier:
     """Checks tokens against a trust store and a registry, at a given moment."""
 
@@ -58,7 +69,8 @@ class Verifier:
         catalog: Catalog | None = None,
     ) -> None:
         """``session`` reads our registry; by default the trust store is our own region
-        and the peers stored in that registry, without online lookups."""
+        and the peers stored in that registry, without online lookups, and the catalog
+        is that registry's (both read once, when first needed)."""
         self._now = now
         self._leeway = leeway
         if session is None:
@@ -67,8 +79,9 @@ class Verifier:
             self._trust, self._catalog = trust, catalog
             return
         registry = session
-        self._trust = trust or TrustStore(now=now, own=registry, copies=lambda: peer_copies(registry))
-        self._catalog = catalog or catalog_in(registry)
+        view = functools.cache(lambda: uncached_view(registry))
+        self._trust = trust or TrustStore(now=now, own=registry, held=lambda: view().trust)
+        self._catalog = catalog or (lambda type_code: view().type_info(type_code))
 
     def verify(self, token: str) -> VerificationReport:
         """Run every check in order; the report names the first that failed.
@@ -76,6 +89,25 @@ class Verifier:
         If the data a check needs cannot be read (the database is down), the answer is
         UNDETERMINED: an outage never turns into a wrong INVALID or VALID.
         """
+        return self.verify_many([token])[0]
+
+    def verify_many(self, tokens: Sequence[str]) -> list[VerificationReport]:
+        """:meth:`verify` each token, in order, with the registry work done in bulk: steps
+        1 to 6 token by token (they need no database), then steps 7 and 8 once per issuing
+        region for all its tokens (our registry: a constant number of queries however many)."""
+        outcomes = [self._until_registry(token) for token in tokens]
+        by_region: dict[str, list[int]] = {}
+        for position, outcome in enumerate(outcomes):
+            if isinstance(outcome, _Signed):
+                by_region.setdefault(outcome.region.code, []).append(position)
+        reports = [outcome if isinstance(outcome, VerificationReport) else None for outcome in outcomes]
+        for positions in by_region.values():
+            signed = [outcome for position in positions if isinstance(outcome := outcomes[position], _Signed)]
+            for position, report in zip(positions, self._registry_steps(signed), strict=True):
+                reports[position] = report
+        return [report for report in reports if report is not None]
+
+    def _until_registry(self, token: str) -> VerificationReport | _Signed:
         try:
             return self._checks(token)
         except SQLAlchemyError:
@@ -86,7 +118,8 @@ class Verifier:
                 checked_at=self._now,
             )
 
-    def _checks(self, token: str) -> VerificationReport:
+    def _checks(self, token: str) -> VerificationReport | _Signed:
+        """Steps 1 to 6: the report of the first that failed, or the signed token for step 7."""
         now = self._now
         unsigned = VerificationReport(verdict=Verdict.INVALID, code="", detail="", checked_at=now)
 
@@ -155,8 +188,6 @@ class Verifier:
         if claims.expires is not None and claims.expires <= (now - self._leeway).timestamp():
             return replace(signed, code="EXPIRED", detail="the certificate's validity has ended")
 
-        # Step 7: the issuing registry holds exactly this token (a real key's signature
-        # on a token that was never registered is a forgery: leaked key or insider).
         lookup = Lookup(
             certificate_id=claims.certificate_id,
             token=token,
@@ -165,25 +196,21 @@ class Verifier:
             issued_at=issued_at,
             key_compromised=key.compromised_since is not None,
         )
+        return _Signed(report=signed, region=region, lookup=lookup)
+
+    def _registry_steps(self, tokens: list[_Signed]) -> list[VerificationReport]:
+        """Steps 7 and 8 for signed tokens of one region, asked of its registry together."""
+        # Step 7: the issuing registry holds exactly this token (a real key's signature
+        # on a token that was never registered is a forgery: leaked key or insider).
         try:
-            record = self._trust.registry(region).lookup(lookup)
+            answers = self._trust.registry(tokens[0].region).lookup_many([signed.lookup for signed in tokens])
         except SQLAlchemyError:
             detail = "the registry cannot be read"
-            return replace(signed, verdict=Verdict.UNDETERMINED, code="STATUS_UNAVAILABLE", detail=detail)
-        except StatusUnavailable as error:
-            detail = f"the issuing region's status cannot be checked ({error})"
-            return replace(signed, verdict=Verdict.UNDETERMINED, code="STATUS_UNAVAILABLE", detail=detail)
-        if record is None:
-            return replace(signed, code="NOT_IN_REGISTRY", detail="the issuing registry has no record of this token")
-        signed = replace(signed, status_source=record.source, log=record.log)
-
-        # Step 8: status.
-        if record.status is not Status.VALID:
-            detail = f"the certificate is {record.status.name}"
-            return replace(signed, code=record.status.name, detail=detail, status=record.status)
-        return replace(
-            signed, verdict=Verdict.VALID, code="OK", detail="genuine, registered and in force", status=record.status
-        )
+            return [
+                replace(signed.report, verdict=Verdict.UNDETERMINED, code="STATUS_UNAVAILABLE", detail=detail)
+                for signed in tokens
+            ]
+        return [_registry_answer(signed.report, found) for signed, found in zip(tokens, answers, strict=True)]
 
     def verify_qr_text(self, qr_text: str) -> VerificationReport:
         """Verify the token inside a QR text ``<public URL>/v#<token>``."""
@@ -196,14 +223,22 @@ class Verifier:
         return self.verify(token)
 
 
-def catalog_in(session: Session) -> Catalog:
-    """Type names and labels from a registry's catalog."""
+def _registry_answer(signed: VerificationReport, found: RegistryAnswer) -> VerificationReport:
+    """The end of step 7, and step 8, from what the issuing registry answered."""
+    if isinstance(found, StatusUnavailable):
+        detail = f"the issuing region's status cannot be checked ({found})"
+        return replace(signed, verdict=Verdict.UNDETERMINED, code="STATUS_UNAVAILABLE", detail=detail)
+    if found is None:
+        return replace(signed, code="NOT_IN_REGISTRY", detail="the issuing registry has no record of this token")
+    signed = replace(signed, status_source=found.source, log=found.log)
 
-    def lookup(type_code: str) -> TypeInfo | None:
-        certificate_type = session.get(CertificateType, type_code)
-        return None if certificate_type is None else type_info(certificate_type)
-
-    return lookup
+    # Step 8: status.
+    if found.status is not Status.VALID:
+        detail = f"the certificate is {found.status.name}"
+        return replace(signed, code=found.status.name, detail=detail, status=found.status)
+    return replace(
+        signed, verdict=Verdict.VALID, code="OK", detail="genuine, registered and in force", status=found.status
+    )
 
 
 def reference_catalog() -> Catalog:
@@ -214,17 +249,6 @@ def reference_catalog() -> Catalog:
         return types.get(type_code)
 
     return lookup
-
-
-def type_info(certificate_type: CertificateType) -> TypeInfo:
-    return TypeInfo(
-        code=certificate_type.code,
-        name_zh=certificate_type.name_zh,
-        name_en=certificate_type.name_en,
-        holder_id_type=certificate_type.holder_id_type,
-        qr_fields=tuple(certificate_type.qr_fields),
-        labels=field_labels(certificate_type),
-    )
 
 
 def require_valid(verifier: Verifier, token: str) -> VerificationReport:

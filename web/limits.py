@@ -3,7 +3,9 @@
 Three limits, each a setting (:class:`deployment.RateLimits`), counted in fixed windows:
 
 * verification (``ECERT_VERIFY_RATE_LIMIT``, per client address), shared by every
-  verification endpoint (:mod:`web.audiences`). A partner region presenting its token
+  verification endpoint (:mod:`web.audiences`); a batch (``POST /api/v1/verify/batch``)
+  counts one per token, and is refused whole when its tokens do not fit in what is left
+  of the window (nothing is charged for it then). A partner region presenting its token
   (``Authorization: Bearer ecertp_...``) is counted per partner under
   ``ECERT_PARTNER_RATE_LIMIT`` instead; a token with that prefix that is not a live
   partner token is refused (``401``), never ignored. Other credentials (an office's
@@ -33,12 +35,15 @@ from typing import Any, Final
 from flask import Flask, Response, current_app, g, request
 from flask_limiter import ApplicationLimit, Limiter, RateLimitExceeded
 from sqlalchemy.orm import Session
+from werkzeug.exceptions import HTTPException
 
 from deployment import RateLimits
 from registry.partners import PARTNER_TOKEN_PREFIX, authenticate_partner
+from verify.api import BATCH_ENDPOINT, batch_tokens
+from verify.errors import VerifyError
 from web.audiences import Audience, audience_of, request_audience
 from web.context import read_db
-from web.problems import problem_response
+from web.problems import HttpProblem, problem_response
 
 EXTENSION: Final = "ecert.limiter"
 VERIFICATION_SCOPE: Final = "verification"
@@ -53,6 +58,7 @@ def init_app(app: Flask, limits: RateLimits, *, deployment_name: str) -> Limiter
     another's in a shared storage.
     """
     auth_failures = []
+    every_limit = (limits.verify, limits.partner, limits.public, limits.auth_failures)
     if limits.auth_failures is not None:
         auth_failures.append(
             ApplicationLimit(
@@ -71,6 +77,8 @@ def init_app(app: Flask, limits: RateLimits, *, deployment_name: str) -> Limiter
         key_prefix=f"ecert|{deployment_name}",
         application_limits=auth_failures,  # type: ignore[arg-type]
         in_memory_fallback_enabled=True,
+        # With every limit off, not even its per-request bookkeeping runs.
+        enabled=any(limit is not None for limit in every_limit),
     )
     limiter.init_app(app)
     app.extensions[EXTENSION] = limiter
@@ -78,11 +86,28 @@ def init_app(app: Flask, limits: RateLimits, *, deployment_name: str) -> Limiter
     # its partner token is even looked up.
     app.before_request(_authenticate_partner)
     verification = limiter.shared_limit(_verification_limit, VERIFICATION_SCOPE, key_func=_verification_key)
+    # The same counter, charged per token: tested before the batch runs, deducted after
+    # (so a refused batch costs nothing; batches in flight at once may overrun it together).
+    per_token = limiter.shared_limit(
+        _verification_limit,
+        VERIFICATION_SCOPE,
+        key_func=_verification_key,
+        cost=_batch_cost,
+        deduct_when=lambda response: response.status_code != 429,
+    )
     public = limiter.shared_limit(limits.public or "", PUBLIC_SCOPE)
-    by_audience = {Audience.VERIFICATION: verification, Audience.PUBLIC: public}  # offices: none
+    # Offices have no limit; a limit that is off is not attached (it would still cost
+    # every request it wraps).
+    by_audience = {}
+    if limits.verify is not None or limits.partner is not None:
+        by_audience[Audience.VERIFICATION] = verification
+    if limits.public is not None:
+        by_audience[Audience.PUBLIC] = public
     rules = {rule.endpoint: rule.rule for rule in app.url_map.iter_rules()}
     for endpoint, view in list(app.view_functions.items()):
         limit = by_audience.get(audience_of(endpoint, rules.get(endpoint)))
+        if limit is not None and endpoint == BATCH_ENDPOINT:
+            limit = per_token
         if limit is not None and endpoint.split(".")[-1] != "static":  # assets are never counted
             wrapped: Any = limit(view)  # Flask-Limiter types its wrapper as possibly async
             app.view_functions[endpoint] = wrapped
@@ -131,6 +156,15 @@ def _verification_key() -> str:
     return f"partner:{partner}" if partner is not None else f"address:{client_address()}"
 
 
+def _batch_cost() -> int:
+    """A batch costs one verification per token; one the view will refuse (a bad body)
+    costs one, as any request."""
+    try:
+        return len(batch_tokens())
+    except (HttpProblem, VerifyError, HTTPException):
+        return 1
+
+
 def _too_many_requests(error: RateLimitExceeded) -> Response:
     limiter: Limiter = current_app.extensions[EXTENSION]
     breached = limiter.current_limit
@@ -146,6 +180,8 @@ def _too_many_requests(error: RateLimitExceeded) -> Response:
             if g.get("ecert_partner") is not None
             else "too many verification requests from this address (partner regions: use your API token)"
         )
+        if request.endpoint == BATCH_ENDPOINT:
+            detail += f"; this batch counts {_batch_cost()} (one per token), more than is left in the window"
     else:
         detail = "too many requests from this address"
     response = problem_response(

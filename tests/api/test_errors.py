@@ -14,6 +14,7 @@ from sqlalchemy.exc import OperationalError
 from deployment import ConfigurationError
 from documents.errors import FontsMissing
 from documents.reading import MAX_PDF_BYTES
+from registry.api import MAX_BATCH_BYTES
 from registry.demo import sample_request
 from signing.errors import KeyStorageError
 from tests.conftest import OFFICE_CODE, FixedClock, init_test_region, make_app, make_office
@@ -184,11 +185,13 @@ class BodyEndpoint:
 
 BODY_ENDPOINTS = {
     "issue": BodyEndpoint(CERTIFICATES, authenticated=True),
+    "issue-batch": BodyEndpoint(f"{CERTIFICATES}/batch", authenticated=True),
     "status": BodyEndpoint(f"{CERTIFICATES}/DL.anything/status", authenticated=True),
     "verify": BodyEndpoint("/api/v1/verify", authenticated=False),
+    "verify-batch": BodyEndpoint("/api/v1/verify/batch", authenticated=False),
     "verify-pdf": BodyEndpoint("/api/v1/verify/pdf", authenticated=False),
 }
-JSON_ENDPOINTS = ("issue", "status", "verify")
+JSON_ENDPOINTS = ("issue", "issue-batch", "status", "verify", "verify-batch")
 BOUNDARY = "ecert-test-boundary"
 MULTIPART = f"multipart/form-data; boundary={BOUNDARY}"
 
@@ -243,11 +246,20 @@ PDF_BODIES: dict[str, tuple[str | None, bytes, int, str]] = {
     "truncated-multipart": (MULTIPART, multipart(b"%PDF-1.7\n")[:-20], 400, "BAD_REQUEST"),
     "wrong-field": (MULTIPART, multipart(b"%PDF-1.7\n", field="pdf"), 400, "BAD_REQUEST"),
 }
-HOSTILE_BODIES = [
-    pytest.param(endpoint, *case, id=f"{endpoint}-{name}")
-    for endpoint in JSON_ENDPOINTS
-    for name, case in JSON_BODIES.items()
-] + [pytest.param("verify-pdf", *case, id=f"verify-pdf-{name}") for name, case in PDF_BODIES.items()]
+# The batch endpoint reads up to 4 MiB (registry.api.MAX_BATCH_BYTES): its own size case.
+BATCH_TOO_LARGE = ("application/json", b'{"items": ["' + b"x" * MAX_BATCH_BYTES + b'"]}', 413, "REQUEST_TOO_LARGE")
+HOSTILE_BODIES = (
+    [
+        pytest.param(endpoint, *case, id=f"{endpoint}-{name}")
+        for endpoint in JSON_ENDPOINTS
+        for name, case in JSON_BODIES.items()
+        if (endpoint, name) not in {("issue-batch", "over-1-mib"), ("verify-batch", "over-1-mib")}
+    ]
+    + [pytest.param("issue-batch", *BATCH_TOO_LARGE, id="issue-batch-over-4-mib")]
+    # So does the verification batch (verify.api.MAX_BATCH_BYTES).
+    + [pytest.param("verify-batch", *BATCH_TOO_LARGE, id="verify-batch-over-4-mib")]
+    + [pytest.param("verify-pdf", *case, id=f"verify-pdf-{name}") for name, case in PDF_BODIES.items()]
+)
 
 
 @dataclass(frozen=True)

@@ -114,12 +114,14 @@ def test_security_schemes_are_office_and_optional_partner_tokens(document: dict[
     assert schemes["officeToken"]["scheme"] == schemes["partnerToken"]["scheme"] == "bearer"
     assert {key for key, value in security.items() if value == [{"officeToken": []}]} == {
         ("/api/v1/certificates", "POST"),
+        ("/api/v1/certificates/batch", "POST"),
         ("/api/v1/certificates/{certificate_id}", "GET"),
         ("/api/v1/certificates/{certificate_id}/pdf", "GET"),
         ("/api/v1/certificates/{certificate_id}/status", "POST"),
     }
     assert {key for key, value in security.items() if value == [{}, {"partnerToken": []}]} == {
         ("/api/v1/verify", "POST"),
+        ("/api/v1/verify/batch", "POST"),
         ("/api/v1/verify/pdf", "POST"),
         ("/api/v1/status/{certificate_id}", "GET"),
     }
@@ -217,6 +219,16 @@ def test_provoked_errors_are_documented(
         f"/api/v1/certificates/{revoked['id']}/status", json={"status": "REVOKED", "reason": "x"}, headers=office.auth
     )
     certificate = "/api/v1/certificates/{certificate_id}"
+    batch = "/api/v1/certificates/batch"
+    # Issued, refused per item (type not held, bad fields, not an object), replayed, conflicting.
+    batch_items = [
+        {**sample_request("PQ"), "idempotency_key": "k1"},
+        sample_request("BL") | {"type": "XX"},
+        {"fields": {}},
+        "not an object",
+        {**sample_request("PQ"), "idempotency_key": "k1"},
+        {**sample_request("DL"), "idempotency_key": "k1"},
+    ]
     bad_token = {"Authorization": "Bearer ecert_not-a-token"}
     bad_partner_token = {"Authorization": "Bearer ecertp_not-a-token"}
     json_header = {"Content-Type": "application/json"}
@@ -272,6 +284,11 @@ def test_provoked_errors_are_documented(
             {"json": sample_request("DL"), "headers": {**office.auth, "Idempotency-Key": "k1"}},
             "IDEMPOTENCY_CONFLICT",
         ),
+        ("POST", batch, batch, {"json": {"items": []}}, "UNAUTHENTICATED"),
+        ("POST", batch, batch, {"json": {"items": batch_items}, "headers": office.auth}, None),
+        ("POST", batch, batch, {"json": {"items": [{}] * 1001}, "headers": office.auth}, "REQUEST_TOO_LARGE"),
+        ("POST", batch, batch, {"json": {"items": []}, "headers": office.auth}, "VALIDATION_FAILED"),
+        ("POST", batch, batch, {"data": "[", "headers": {**office.auth, **json_header}}, "MALFORMED_JSON"),
         ("GET", certificate, f"/api/v1/certificates/{issued['id']}", {"headers": office.auth}, None),
         ("GET", certificate, f"/api/v1/certificates/{issued['id']}", {"headers": other_office.auth}, "NOT_FOUND"),
         ("GET", certificate, "/api/v1/certificates/a%00b", {"headers": office.auth}, "NOT_FOUND"),

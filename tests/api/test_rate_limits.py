@@ -111,9 +111,55 @@ def test_the_verification_endpoints_share_one_budget(client: FlaskClient, office
     assert_rate_limited(send("GET", "/api/v1/status/DL.unknown"))
 
 
+def test_a_batch_counts_one_verification_per_token(client: FlaskClient) -> None:
+    send = from_address(client, "192.0.2.1")
+    batch = {"tokens": ["not a token", "nor this"]}
+
+    first = send("POST", f"{VERIFY}/batch", json=batch)
+    too_many = send("POST", f"{VERIFY}/batch", json=batch)  # 2 tokens, 1 left: refused whole
+    last = verify(client)
+
+    assert first.status_code == 200 and len(first.json["answers"]) == 2
+    problem = assert_rate_limited(too_many)
+    assert "batch counts 2" in problem["detail"]
+    assert last.status_code == 200  # the refused batch cost nothing
+    assert_rate_limited(verify(client))
+
+
+def test_a_partner_batch_counts_per_token_under_the_partner_limit(
+    client: FlaskClient, partners: dict[str, str]
+) -> None:
+    guangdong = bearer(partners["440000"])
+    batch = from_address(client, "192.0.2.1")("POST", f"{VERIFY}/batch", json={"tokens": ["x"] * 4}, headers=guangdong)
+
+    assert batch.status_code == 200
+    assert verify(client, headers=guangdong).status_code == 200
+    assert_rate_limited(verify(client, headers=guangdong))
+    assert verify(client).status_code == 200  # the address's own budget is untouched
+
+
+def test_a_refused_batch_body_counts_once(client: FlaskClient) -> None:
+    send = from_address(client, "192.0.2.1")
+
+    assert send("POST", f"{VERIFY}/batch", json={"tokens": []}).status_code == 400
+    assert send("POST", f"{VERIFY}/batch", json={"tokens": ["x"] * 1001}).status_code == 413
+    assert verify(client).status_code == 200
+    assert_rate_limited(verify(client))
+
+
 @pytest.mark.parametrize("limit_settings", [{"ECERT_VERIFY_RATE_LIMIT": "off"}])
 def test_off_disables_the_verification_limit(client: FlaskClient) -> None:
     assert statuses([verify(client) for _ in range(6)]) == [200] * 6
+
+
+EVERY_LIMIT_OFF = {name: "off" for name in LIMITED}
+
+
+@pytest.mark.parametrize("limit_settings", [EVERY_LIMIT_OFF])
+def test_every_limit_off_counts_nothing_and_still_refuses_a_dead_partner_token(client: FlaskClient) -> None:
+    assert statuses([verify(client) for _ in range(6)]) == [200] * 6
+    assert statuses([client.get("/api/v1/catalog") for _ in range(6)]) == [200] * 6
+    assert verify(client, headers=bearer("ecertp_" + "A" * 43)).status_code == 401
 
 
 def test_addresses_are_counted_apart(client: FlaskClient) -> None:

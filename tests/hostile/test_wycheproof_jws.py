@@ -54,6 +54,7 @@ from __future__ import annotations
 import base64
 import json
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -69,7 +70,7 @@ from signing.jwk import load_public_jwk
 from signing.tokens import encode_token
 from verify.codes import Verdict
 from verify.report import VerificationReport
-from verify.sources import Lookup, RegistryRecord
+from verify.sources import Lookup, RegistryAnswer
 from verify.trust import TrustedKey, TrustedRegion
 from verify.verifier import Verifier, reference_catalog
 
@@ -221,8 +222,8 @@ def _require(case: Case | None) -> Case:
 class NeverIssued:
     """The vector region's registry: it holds no certificate at all."""
 
-    def lookup(self, token: Lookup) -> RegistryRecord | None:
-        return None
+    def lookup_many(self, tokens: Sequence[Lookup]) -> list[RegistryAnswer]:
+        return [None for _ in tokens]
 
 
 class VectorTrust:

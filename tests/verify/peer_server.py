@@ -48,7 +48,8 @@ from signing.tokens import encode_token
 from tests.conftest import FixedClock
 from tests.verify.conftest import LEEWAY, decode_parts
 from verify.fetch import Fetcher
-from verify.peers import SyncOutcome, add_peer, get_peer, live_trust_store, refresh_keys, sync_peer
+from verify.live import live_trust_store
+from verify.peers import SyncOutcome, add_peer, get_peer, refresh_keys, sync_peer
 from verify.report import VerificationReport
 from verify.trust import RegionCopy
 from verify.verifier import Verifier
