@@ -34,7 +34,7 @@ GUNICORN_CONFIG = ("-c", str(REPO / "gunicorn.conf.py"))
 COMMAND_TIMEOUT = 60
 STARTUP_TIMEOUT = 30
 HTTP_TIMEOUT = 10
-GUNICORN_OPTIONS = ("--workers", "2", "--graceful-timeout", "5")
+GRACEFUL_TIMEOUT = ("--graceful-timeout", "5")
 
 
 def clean_environment() -> dict[str, str]:
@@ -162,13 +162,15 @@ class LiveDeployment:
         assert completed.returncode == 0, completed.stderr
         return last_json_line(completed)
 
-    def spawn_server(self, port: int | None = None, **env_changes: str | None) -> Server:
-        """gunicorn with two workers on ``port`` (default: the public URL's), not yet answering."""
+    def spawn_server(self, port: int | None = None, *, workers: int = 2, **env_changes: str | None) -> Server:
+        """gunicorn with ``workers`` workers on ``port`` (default: the public URL's), not yet
+        answering. One worker is one process, so one set of in-process caches."""
         port = port or self.port
         log = self.folder / f"gunicorn-{len(self.servers)}.log"
+        options = ("--workers", str(workers), *GRACEFUL_TIMEOUT, "--bind", f"127.0.0.1:{port}")
         with log.open("wb") as sink:
             process = subprocess.Popen(
-                [GUNICORN, *GUNICORN_CONFIG, *GUNICORN_OPTIONS, "--bind", f"127.0.0.1:{port}", "app:create_app()"],
+                [GUNICORN, *GUNICORN_CONFIG, *options, "app:create_app()"],
                 cwd=REPO,
                 env=self.environment(**env_changes),
                 stdout=sink,
@@ -179,9 +181,9 @@ class LiveDeployment:
         self.servers.append(server)
         return server
 
-    def start_server(self, port: int | None = None, **env_changes: str | None) -> Server:
+    def start_server(self, port: int | None = None, *, workers: int = 2, **env_changes: str | None) -> Server:
         """A server that answers HTTP, or the test fails (bounded wait)."""
-        server = self.spawn_server(port, **env_changes)
+        server = self.spawn_server(port, workers=workers, **env_changes)
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while time.monotonic() < deadline:
             if server.process.poll() is not None:
@@ -210,33 +212,3 @@ def fresh_database(kind: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         yield f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'e2e.db'}"
     else:
         yield from empty_postgres_database("ecert_e2e")
-
-
-def start_server_with_workers(deployment: LiveDeployment, port: int, workers: int) -> Server:
-    """Like :meth:`LiveDeployment.start_server`, with ``workers`` gunicorn workers (one
-    worker: one process, so one set of in-process caches). Stopped by ``stop_all``."""
-    log = deployment.folder / f"gunicorn-{len(deployment.servers)}.log"
-    options = ("--workers", str(workers), "--graceful-timeout", "5")
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [GUNICORN, *GUNICORN_CONFIG, *options, "--bind", f"127.0.0.1:{port}", "app:create_app()"],
-            cwd=REPO,
-            env=deployment.environment(),
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    server = Server(process, port, log)
-    deployment.servers.append(server)
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"gunicorn exited with {process.returncode}:\n{server.log_tail()}")
-        try:
-            if http("GET", f"{server.url}/api/v1/catalog").status == 200:
-                return server
-        except OSError:
-            pass
-        time.sleep(0.1)
-    server.kill()
-    pytest.fail(f"gunicorn did not answer within {STARTUP_TIMEOUT}s:\n{server.log_tail()}")

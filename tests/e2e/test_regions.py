@@ -47,7 +47,7 @@ from typing import Any
 import pytest
 
 from registry.identifiers import make_credit_code
-from tests.e2e.live import LiveDeployment, free_port, fresh_database, last_json_line, start_server_with_workers
+from tests.e2e.live import LiveDeployment, free_port, fresh_database, last_json_line
 from tests.e2e.regions import (
     STATUS_ANSWER_PREFIX,
     STATUS_LIST_PATH,
@@ -647,7 +647,7 @@ def test_status_list_never_goes_back_in_time_behind_a_load_balancer(regions: Reg
     and the newer list stays (each worker keeps its own signed list)."""
     p, b = regions.p, regions.b
     assert p.front is not None
-    servers = [start_server_with_workers(p.deployment, free_port(), workers=1) for _ in range(2)]
+    servers = [p.deployment.start_server(free_port(), workers=1) for _ in range(2)]
     p.front.balance(STATUS_LIST_PATH, [server.url for server in servers])
     try:
         first = b.sync()  # the first server signs a list
