@@ -33,22 +33,20 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from random import Random
 from typing import TypeVar
 
-from sqlalchemy import create_engine, make_url, select, text
+from sqlalchemy import make_url, select, text
 from sqlalchemy.orm import Session
 
-from bench.fixtures import PUBLIC_URL
-from deployment import Deployment, Settings
+from bench.fixtures import TYPES, bench_database, init_bench_region, open_deployment
+from deployment import Deployment
 from registry import log
-from registry.demo import DEMO_OFFICE_CODE, DEMO_OFFICE_NAME, sample_request
+from registry.demo import sample_request
 from registry.identifiers import CertificateId
 from registry.issuance import issue_certificate
 from registry.merkle import (
@@ -60,12 +58,9 @@ from registry.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-from registry.models import Base, LogEntry
-from registry.offices import add_office
-from registry.regions import init_region
+from registry.models import LogEntry
 from registry.requests import parse_issuance_request
 
-TYPES = ("BL", "DL", "PQ")
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 WARM_UP = 20
 PROGRESS_EVERY = 100_000  # entries between progress lines on stderr during a long build
@@ -75,54 +70,11 @@ T = TypeVar("T")
 # ---------------------------------------------------------------- the database and its region
 
 
-@contextmanager
-def bench_database(server_url: str | None, folder: str) -> Iterator[str]:
-    """A SQLite file in ``folder``, or a fresh database on a PostgreSQL server (dropped after)."""
-    if server_url is None or server_url.startswith("sqlite"):
-        yield server_url or f"sqlite:///{Path(folder) / 'log.db'}"
-        return
-    url = make_url(server_url)
-    name = f"ecert_bench_log_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-def open_deployment(database_url: str, folder: str) -> Deployment:
-    settings = Settings.load(
-        {},
-        {"ECERT_DATABASE_URL": database_url, "ECERT_KEY_PASSPHRASE": "bench", "ECERT_PUBLIC_URL": PUBLIC_URL},
-        instance_path=folder,
-        insecure_ok=False,
-    )
-    deployment = Deployment(settings)
-    Base.metadata.create_all(deployment.engine)
-    return deployment
-
-
 def issue_real_tokens(deployment: Deployment) -> list[bytes]:
     """Initialise the region and issue one real certificate per type: log entries 0, 1, 2."""
     now = datetime.now(UTC)
     with deployment.session() as session:
-        init_region(
-            session, deployment.keyring, code="310000", name="上海市", public_url=PUBLIC_URL, now=now, actor="bench"
-        )
-        office, _key, _token = add_office(
-            session,
-            deployment.keyring,
-            credit_code=DEMO_OFFICE_CODE,
-            name=DEMO_OFFICE_NAME,
-            types=list(TYPES),
-            algorithm="EdDSA",
-            now=now,
-            actor="bench",
-        )
+        office = init_bench_region(session, deployment, now)
         tokens = [
             issue_certificate(
                 session, deployment.keyring, office, parse_issuance_request(sample_request(t)), now=now, actor="bench"

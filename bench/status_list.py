@@ -18,12 +18,11 @@ from datetime import UTC, datetime
 
 from sqlalchemy import insert, select, update
 
-from bench.fixtures import PUBLIC_URL, throwaway_deployment
-from registry.demo import DEMO_OFFICE_CODE, DEMO_OFFICE_NAME, sample_request
+from bench.fixtures import init_bench_region, throwaway_deployment
+from registry.demo import sample_request
 from registry.issuance import issue_certificate
 from registry.models import Certificate, Region
-from registry.offices import add_office
-from registry.regions import init_region
+from registry.regions import current_region
 from registry.requests import parse_issuance_request
 from registry.status import Status
 from registry.status_list import status_list
@@ -49,24 +48,16 @@ def main() -> None:
     chooser = random.Random(20260301)
     now = datetime.now(UTC)
     with throwaway_deployment() as deployment, deployment.session() as session:
-        region = init_region(
-            session, deployment.keyring, code="310000", name="上海市", public_url=PUBLIC_URL, now=now, actor="bench"
-        )
-        office, _key, _token = add_office(
-            session,
-            deployment.keyring,
-            credit_code=DEMO_OFFICE_CODE,
-            name=DEMO_OFFICE_NAME,
-            types=["DL"],
-            algorithm="EdDSA",
-            now=now,
-            actor="bench",
-        )
+        office = init_bench_region(session, deployment, now)
+        region = current_region(session)
         model = issue_certificate(
             session, deployment.keyring, office, parse_issuance_request(sample_request("DL")), now=now, actor="bench"
         ).certificate
         row = {c.key: getattr(model, c.key) for c in Certificate.__table__.columns}
-        rows = [{**row, "id": f"BENCH-{i:08d}", "status_index": i, "idempotency_key": None} for i in range(1, count)]
+        rows = [
+            {**row, "id": f"BENCH-{i:08d}", "status_index": i, "idempotency_key": None, "log_index": None}
+            for i in range(1, count)
+        ]
         session.execute(insert(Certificate), rows)
         session.execute(update(Region).values(next_status_index=count))
         session.commit()
