@@ -58,6 +58,6 @@ def test_issuance(postgres_server: str) -> None:
 @pytest.mark.postgres
 def test_scale(postgres_server: str) -> None:
     out = run_bench(
-        "scale", "--certificates", "2100", "--samples", "5", "--batches", "1", "--database-url", postgres_server
+        "scale", "--certificates", "2100", "--samples", "5", "--rounds", "1", "--database-url", postgres_server
     )
     assert "(goal <= 1.5x)" in out and "through issue_batch" in out
