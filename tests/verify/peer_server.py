@@ -413,8 +413,13 @@ class Home:
 
     def verify(self, token: str) -> VerificationReport:
         """Verify as ``POST /api/v1/verify`` does: our registry, held peer lists, online status."""
+        (report,) = self.verify_many([token])
+        return report
+
+    def verify_many(self, tokens: list[str]) -> list[VerificationReport]:
+        """Verify as ``POST /api/v1/verify/batch`` does (one verifier for all the tokens)."""
         with self.deployment.read_session() as session:
             trust = live_trust_store(
                 session, writer=self.deployment.sessions, fetcher=self.fetcher, now=self.clock(), actor=ACTOR
             )
-            return Verifier(session, now=self.clock(), leeway=LEEWAY, trust=trust).verify(token)
+            return Verifier(session, now=self.clock(), leeway=LEEWAY, trust=trust).verify_many(tokens)

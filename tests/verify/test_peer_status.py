@@ -24,6 +24,7 @@ from signing.algorithms import PrivateKey
 from tests.conftest import FixedClock
 from tests.verify.conftest import decode_parts, forge
 from tests.verify.peer_server import PEER_CODE, PEER_OFFICE_CODE, CannedServer, Home, PeerRegion
+from verify import sources
 from verify.codes import Verdict
 from verify.peers import held_trust_list
 from verify.report import VerificationReport
@@ -200,6 +201,29 @@ def test_unknown_kids_refetch_the_peers_list_at_most_once_a_minute(
         fetches.append(canned.requests_for(TRUST_LIST_PATH) - asked)
 
     assert fetches == [1, 1, 1, 2]
+
+
+def test_a_batch_asks_the_issuer_online_while_its_time_budget_lasts(
+    home: Home, recognised_peer: PeerRegion, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch of 1000 tokens from a slow region must not wait for 1000 timeouts: once its
+    online lookups for the region have taken ``ONLINE_BATCH_BUDGET`` seconds, the batch's
+    other tokens of that region are answered from the held status list."""
+    issued = [recognised_peer.issue("DL") for _ in range(3)]
+    recognised_peer.change_status(issued[2]["id"], "SUSPENDED")
+    assert home.sync().ok
+    tokens = [i["token"] for i in issued]
+
+    within = home.verify_many(tokens)
+    monkeypatch.setattr(sources, "ONLINE_BATCH_BUDGET", 1e-9)  # spent by the first lookup
+    spent = home.verify_many(tokens)
+
+    assert [verdict(r) for r in within] == [("VALID", "OK", ISSUER)] * 2 + [("INVALID", "SUSPENDED", ISSUER)]
+    assert [verdict(r) for r in spent] == [
+        ("VALID", "OK", ISSUER),
+        ("VALID", "OK", STATUS_LIST),
+        ("INVALID", "SUSPENDED", STATUS_LIST),
+    ]
 
 
 # ---------------------------------------------------------------- the issuer is down
