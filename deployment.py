@@ -23,7 +23,9 @@ from registry.database import is_sqlite, make_engine, make_session_factory
 from signing.keystore import KeyRing
 from verify.cache import RegistryViewCache
 from verify.fetch import Fetcher
+from verify.live import live_verifier
 from verify.log_cache import OwnLogCache
+from verify.verifier import Verifier
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +178,22 @@ class Deployment:
 
     def now(self) -> datetime:
         return self.clock()
+
+    def verifier(self, session: Session, *, now: datetime, actor: str) -> Verifier:
+        """The verifier of this running deployment for one request or command, reading our
+        registry through ``session``: its caches, its peers, online status from other
+        regions, checkpoints signed when an answer needs one."""
+        return live_verifier(
+            session,
+            views=self.registry_views,
+            log_cache=self.log_cache,
+            writer=self.sessions,
+            keyring=self.keyring,
+            fetcher=self.fetcher,
+            now=now,
+            leeway=self.settings.verify_leeway,
+            actor=actor,
+        )
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -34,7 +34,6 @@ from registry.demo import sample_request
 from registry.issuance import issue_certificate
 from registry.models import SigningKey
 from registry.requests import parse_issuance_request
-from verify.live import live_verifier
 from verify.report import VerificationReport
 from verify.verifier import Verifier
 
@@ -64,17 +63,7 @@ def issue_tokens(deployment: Deployment, count: int) -> tuple[list[str], Ed25519
 
 def request_verifier(deployment: Deployment, session: Session) -> Verifier:
     """The verifier ``POST /api/v1/verify`` builds: the process's registry-view cache."""
-    return live_verifier(
-        session,
-        views=deployment.registry_views,
-        log_cache=deployment.log_cache,
-        writer=deployment.sessions,
-        fetcher=deployment.fetcher,
-        now=datetime.now(UTC),
-        leeway=deployment.settings.verify_leeway,
-        actor="bench",
-        keyring=deployment.keyring,
-    )
+    return deployment.verifier(session, now=datetime.now(UTC), actor="bench")
 
 
 def verify_one(deployment: Deployment, token: str) -> VerificationReport:

@@ -10,7 +10,6 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from documents.errors import PdfTooLarge
 from documents.reading import MAX_PDF_BYTES, PdfReading, has_visible_text, read_certificate_pdf, visible_mismatches
-from verify import live
 from verify.errors import BadVerificationRequest, BatchTooLarge
 from verify.report import WITHHELD, VerificationReport, answer
 from verify.verifier import Verifier
@@ -77,18 +76,7 @@ def batch_tokens() -> list[str]:
 
 def live_verifier() -> Verifier:
     """The request's verifier: our registry, our peers, online status from other regions."""
-    running = deployment()
-    return live.live_verifier(
-        read_db(),
-        views=running.registry_views,
-        log_cache=running.log_cache,
-        writer=running.sessions,
-        keyring=running.keyring,
-        fetcher=running.fetcher,
-        now=now(),
-        leeway=running.settings.verify_leeway,
-        actor="verifier",
-    )
+    return deployment().verifier(read_db(), now=now(), actor="verifier")
 
 
 def verify_request(body: Any) -> VerificationReport:

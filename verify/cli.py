@@ -24,7 +24,6 @@ from registry.models import AuditHead, Peer
 from registry.regions import current_region
 from registry.times import iso_utc
 from verify.bundle import read_bundle
-from verify.live import live_verifier
 from verify.peer_tokens import clear_partner_token, set_partner_token
 from verify.peers import add_peer, get_peer, health, held_trust_list, list_peers, sync_peer
 from verify.report import VerificationReport, answer
@@ -74,17 +73,7 @@ def verify_command(token: str, bundle_file: Path | None, fingerprint: str | None
             )
         return outcome
     with deployment.read_session() as session:
-        verifier = live_verifier(
-            session,
-            views=deployment.registry_views,
-            log_cache=deployment.log_cache,
-            writer=deployment.sessions,
-            keyring=deployment.keyring,
-            fetcher=deployment.fetcher,
-            now=now,
-            leeway=deployment.settings.verify_leeway,
-            actor=cli_actor(),
-        )
+        verifier = deployment.verifier(session, now=now, actor=cli_actor())
         return _verified(verifier, token)
 
 

@@ -37,7 +37,6 @@ from signing.notes import open_note, parse_checkpoint, parse_verifier_key
 from tests.conftest import PUBLIC_URL, START, TEST_PASSPHRASE, FixedClock, OfficeFixture
 from tests.verify.conftest import LEEWAY, Genuine, b64url, decode_parts, forge, with_signature
 from tests.verify.peer_server import PeerRegion
-from verify.live import live_verifier
 from verify.log_cache import CHECKPOINT_REUSE
 from verify.report import VerificationReport, answer
 from verify.verifier import Verifier
@@ -55,17 +54,7 @@ def live(deployment: Deployment, clock: FixedClock) -> Live:
 
     def run(tokens: list[str]) -> list[VerificationReport]:
         with deployment.read_session() as session:
-            verifier = live_verifier(
-                session,
-                views=deployment.registry_views,
-                log_cache=deployment.log_cache,
-                writer=deployment.sessions,
-                keyring=deployment.keyring,
-                fetcher=deployment.fetcher,
-                now=clock(),
-                leeway=LEEWAY,
-                actor="test",
-            )
+            verifier = deployment.verifier(session, now=clock(), actor="test")
             return verifier.verify_many(tokens)
 
     return run
